@@ -1,0 +1,7 @@
+"""The self-contained runtime. Nothing here imports from greensched outside `_core`.
+
+Modules, in dependency order: `_errors`, `_timers` (deadline heap), `_netpoll`
+(selectors + wake-up pipe), `_waitqueue` (FIFO of parked threads), `_thread`
+(GreenThread), `_preempt` (the only user of `signal`), `_hub` (run queue and THE
+loop). Only `_thread` and `_hub` import greenlet.
+"""

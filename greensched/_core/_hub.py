@@ -1,0 +1,427 @@
+"""The hub: one per OS thread; its run queue, its timers, its netpoller, and THE loop.
+
+The hub is a greenlet of its own. Green threads never switch to each other: a thread
+that must wait *parks* (records what would wake it and switches to the hub), and
+whoever wakes it *unparks* it (puts it on the run queue). `Hub._loop` is the one
+place where green threads are resumed; reading it tells you the whole scheduling
+policy:
+
+1. run every thread that was ready when the pass began, in FIFO order;
+2. fire the timers that are due (timeouts, sleeps);
+3. run callbacks other OS threads handed in through `call_soon_threadsafe`;
+4. poll the netpoller: without waiting if anything is ready, else until the next
+   timer is due; or, when nothing at all could ever wake a parked thread, declare a
+   deadlock in the main green thread instead of sleeping forever.
+
+The preemption timer is armed while threads run and others exist, and disarmed
+before the hub sleeps, so an idle program gets no ticks (see `_preempt`).
+
+Everything here runs either in the hub greenlet or in a green thread's own call to
+`park`/`yield_now`/`unpark`; nothing here is preempted (`_preempt` never switches
+while greensched's own code is on the interrupted part of the stack).
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+from collections import deque
+from time import monotonic
+from typing import Any, Callable, Optional
+
+from greenlet import GreenletExit, getcurrent, greenlet
+
+from . import _preempt
+from ._errors import DeadlockError, HubError
+from ._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
+from ._thread import _NOTHING, DONE, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
+from ._timers import TimerHandle, TimerHeap
+from ._waitqueue import TIMED_OUT, WaitQueue
+
+__all__ = ["Hub", "get_hub", "current_thread", "spawn", "sleep", "TIMED_OUT"]
+
+# A green thread's user code begins below these frames: preemption may happen there.
+_preempt.mark_root(GreenThread.run)
+_preempt.mark_root(GreenThread._bootstrap)
+
+#: Idle carrier greenlets kept for reuse; more than this are let go.
+_MAX_IDLE_CARRIERS = 256
+
+_local = _thread._local()
+
+
+def get_hub() -> "Hub":
+    """This OS thread's hub, created on first use."""
+    try:
+        return _local.hub  # type: ignore[no-any-return]
+    except AttributeError:
+        hub = _local.hub = Hub()
+        return hub
+
+
+def current_thread() -> GreenThread:
+    """The green thread that is running now."""
+    hub = get_hub()
+    thread = hub.current
+    if thread is None:
+        raise HubError("current_thread() was called from inside the hub (a timer or I/O callback)")
+    return thread
+
+
+def spawn(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> GreenThread:
+    """Start ``fn(*args, **kwargs)`` in a new green thread and return the thread."""
+    thread = GreenThread(fn, args=args, kwargs=kwargs)
+    get_hub().start_thread(thread)
+    return thread
+
+
+def sleep(seconds: float) -> None:
+    """Park the current green thread for ``seconds``; ``sleep(0)`` just yields."""
+    get_hub().sleep(seconds)
+
+
+class Hub:
+    """Run queue, timers and netpoller of one OS thread; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.os_thread_id = _thread.get_ident()
+        self._ready: deque[GreenThread] = deque()
+        self._timers = TimerHeap()
+        self._netpoll = Netpoller()
+        self._calls: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._external = 0
+        self._polling = False
+        self._carriers: list[greenlet] = []
+        self._glet = greenlet(self._loop)
+        #: Threads started and not yet finished, by ident (the main thread included).
+        self._threads: dict[int, GreenThread] = {}
+        self._all_done = WaitQueue(self, "run()")
+        #: Number of times the hub resumed a green thread.
+        self.switches = 0
+        is_main = _thread.get_ident() == _main_os_thread_id()
+        main = GreenThread(name="MainThread" if is_main else f"Main-{self.os_thread_id}")
+        main._hub = self
+        main._glet = getcurrent()
+        main._state = RUNNING
+        self.main = main
+        #: The green thread running now; None while the hub itself runs.
+        self.current: Optional[GreenThread] = main
+        self._threads[main._ident] = main
+        #: Preemption works only where Python runs signal handlers: the main OS thread.
+        self.preemptor: Optional[_preempt.Preemptor] = _preempt.Preemptor(self) if is_main else None
+
+    # -- starting and finishing threads ---------------------------------------------
+
+    def start_thread(self, thread: GreenThread) -> None:
+        """Make a NEW thread READY; it runs when the hub reaches it."""
+        if thread._state is not NEW:
+            raise RuntimeError("threads can only be started once")
+        thread._hub = self
+        thread._state = READY
+        self._threads[thread._ident] = thread
+        self._ready.append(thread)
+        if self._polling:
+            self._netpoll.wakeup()
+
+    def thread_finished(self, thread: GreenThread) -> None:
+        """Called once by every thread as it ends."""
+        self._threads.pop(thread._ident, None)
+        if len(self._threads) <= 1 and self._all_done:
+            self._all_done.wake_all()
+
+    def _carrier_run(self, thread: Optional[GreenThread]) -> None:
+        """The run function of every carrier greenlet: run threads until let go."""
+        while thread is not None:
+            thread._bootstrap()
+            thread = self._carrier_idle()
+
+    def _carrier_idle(self) -> Optional[GreenThread]:
+        """A carrier whose thread finished waits in the pool for the next new thread."""
+        if len(self._carriers) >= _MAX_IDLE_CARRIERS:
+            return None  # returning ends the greenlet, which switches to the hub
+        self._carriers.append(getcurrent())
+        return self._glet.switch()  # type: ignore[no-any-return]
+
+    def report_exception(self, thread: GreenThread, exc: BaseException) -> None:
+        """An exception escaped a green thread: report it once; Ctrl-C goes to main."""
+        if isinstance(exc, KeyboardInterrupt) and thread is not self.main:
+            self.throw(self.main, exc)
+            return
+        report_exception(thread, exc)
+
+    # -- parking and waking -------------------------------------------------------------
+
+    def current_thread_for_park(self) -> GreenThread:
+        """The running green thread, or a clear error when the hub itself is running."""
+        thread = self.current
+        if thread is None:
+            raise HubError(
+                "a blocking call was made inside the hub (from a timer or I/O callback); "
+                "callbacks must not block: spawn a green thread to do the blocking work"
+            )
+        if _thread.get_ident() != self.os_thread_id:
+            raise HubError(
+                "a green primitive was used from an OS thread other than the one whose hub "
+                "it belongs to; hand work across OS threads with call_soon_threadsafe()"
+            )
+        return thread
+
+    def park(self, reason: str, timeout: Optional[float] = None) -> Any:
+        """Suspend the current thread until `unpark` (returns its value) or timeout.
+
+        Returns `TIMED_OUT` when ``timeout`` seconds pass first; ``timeout <= 0``
+        returns it at once. Exceptions thrown in with `throw` are raised here.
+        """
+        thread = self.current_thread_for_park()
+        if timeout is not None and timeout <= 0:
+            return TIMED_OUT
+        seq = thread._park_seq = thread._park_seq + 1
+        thread._state = PARKED
+        thread._waiting_on = reason
+        thread._resume_value = _NOTHING
+        timer = None
+        if timeout is not None:
+            timer = self._timers.schedule(monotonic() + timeout, self._park_timed_out, (thread, seq))
+        try:
+            self._glet.switch()
+        finally:
+            if timer is not None:
+                self._timers.cancel(timer)
+            thread._waiting_on = None
+        value = thread._resume_value
+        thread._resume_value = _NOTHING
+        return value
+
+    def _park_timed_out(self, arg: tuple[GreenThread, int]) -> None:
+        self.unpark(arg[0], arg[1], TIMED_OUT)
+
+    def unpark(self, thread: GreenThread, seq: int, value: Any = True) -> bool:
+        """Make ``thread`` ready if it is still in park number ``seq``; hand it ``value``."""
+        if thread._state is not PARKED or thread._park_seq != seq:
+            return False
+        thread._state = READY
+        thread._resume_value = value
+        self._ready.append(thread)
+        if self._polling:
+            self._netpoll.wakeup()  # we are in a signal handler run inside select()
+        return True
+
+    def take_dropped_value(self, thread: GreenThread) -> Any:
+        """After ``park`` raised: the value the thread had been handed, or `TIMED_OUT`."""
+        value = thread._resume_value
+        thread._resume_value = _NOTHING
+        return TIMED_OUT if value is _NOTHING else value
+
+    def throw(self, thread: GreenThread, exc: BaseException) -> bool:
+        """Raise ``exc`` in ``thread`` where it waits; False if it is not waiting or ready."""
+        state = thread._state
+        if state is PARKED:
+            thread._state = READY
+            thread._resume_exc = exc
+            self._ready.append(thread)
+            if self._polling:
+                self._netpoll.wakeup()
+            return True
+        if state is READY:
+            if thread._glet is None:  # it never ran: end it without running it
+                thread._killed = True
+                thread._finish()
+            else:
+                thread._resume_exc = exc
+            return True
+        return False
+
+    def yield_now(self) -> None:
+        """Go to the tail of the run queue and let the others run (``sleep(0)``)."""
+        thread = self.current_thread_for_park()
+        thread._state = READY
+        self._ready.append(thread)
+        self._glet.switch()
+
+    def sleep(self, seconds: float) -> None:
+        """Park for ``seconds``; 0 yields. Negative is the stdlib's ValueError."""
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        if seconds == 0:
+            self.yield_now()
+        else:
+            self.park(f"sleep({seconds!r})", seconds)
+
+    def run(self) -> None:
+        """Park the caller until every other green thread has finished."""
+        thread = self.current_thread_for_park()
+        while len(self._threads) > 1 or (thread._ident not in self._threads and self._threads):
+            self._all_done.park()
+
+    def join_non_daemon(self) -> None:
+        """Wait for every non-daemon thread (what the interpreter does at exit)."""
+        me = self.current
+        for thread in list(self._threads.values()):
+            if thread is not me and thread is not self.main and not thread.daemon:
+                thread.join()
+
+    # -- timers, I/O, other OS threads ---------------------------------------------------
+
+    def call_later(self, delay: float, callback: Callable[[Any], None], arg: Any = None) -> TimerHandle:
+        """Run ``callback(arg)`` in the hub after ``delay`` seconds; must not block."""
+        return self._timers.schedule(monotonic() + delay, callback, arg)
+
+    def cancel_timer(self, handle: TimerHandle) -> None:
+        """Cancel a `call_later`; harmless if it already fired."""
+        self._timers.cancel(handle)
+
+    def wait_readable(self, fd: int, timeout: Optional[float] = None) -> bool:
+        """Park until ``fd`` is readable (True) or ``timeout`` passes (False)."""
+        return self._wait_fd(fd, EVENT_READ, timeout)
+
+    def wait_writable(self, fd: int, timeout: Optional[float] = None) -> bool:
+        """Park until ``fd`` is writable (True) or ``timeout`` passes (False)."""
+        return self._wait_fd(fd, EVENT_WRITE, timeout)
+
+    def _wait_fd(self, fd: int, event: int, timeout: Optional[float]) -> bool:
+        thread = self.current_thread_for_park()
+        if timeout is not None and timeout <= 0:
+            return False
+        token = (thread, thread._park_seq + 1)
+        self._netpoll.add_waiter(fd, event, token)
+        try:
+            kind = "readable" if event == EVENT_READ else "writable"
+            value = self.park(f"fd {fd} {kind}", timeout)
+        finally:
+            self._netpoll.remove_waiter(fd, event, token)
+        if isinstance(value, BaseException):
+            raise value
+        return value is not TIMED_OUT
+
+    def notify_fd_closed(self, fd: int) -> None:
+        """Call before closing a watched fd: its waiters get `OSError(EBADF)`."""
+        import errno
+
+        for thread, seq in self._netpoll.close_fd(fd):
+            self.unpark(
+                thread,
+                seq,
+                OSError(errno.EBADF, f"file descriptor {fd} was closed while this green thread waited on it"),
+            )
+
+    def call_soon_threadsafe(self, callback: Callable[[Any], None], arg: Any = None) -> None:
+        """From any OS thread: run ``callback(arg)`` in this hub soon (it must not block)."""
+        self._calls.append((callback, arg))
+        self._netpoll.wakeup()
+
+    def hold(self) -> None:
+        """Another OS thread will call back (e.g. a `to_thread` job): not a deadlock."""
+        self._external += 1
+
+    def release(self) -> None:
+        """The callback promised by `hold` has arrived."""
+        self._external -= 1
+
+    # -- THE loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        """The one place where green threads are resumed. Never returns while in use."""
+        ready = self._ready
+        timers = self._timers
+        calls = self._calls
+        netpoll = self._netpoll
+        preemptor = self.preemptor
+        while True:
+            try:
+                # 1. Run the threads that are ready now; those they wake wait for the next pass.
+                if preemptor is not None and ready:
+                    preemptor.threads_about_to_run()
+                for _ in range(len(ready)):
+                    thread = ready.popleft()
+                    if thread._state is not READY:
+                        continue  # killed before it ever ran
+                    thread._state = RUNNING
+                    self.current = thread
+                    self.switches += 1
+                    glet = thread._glet
+                    if glet is None:
+                        if self._carriers:
+                            glet = self._carriers.pop()
+                        else:
+                            glet = greenlet(self._carrier_run, parent=self._glet)
+                        thread._glet = glet
+                        glet.switch(thread)
+                    else:
+                        exc = thread._resume_exc
+                        if exc is None:
+                            glet.switch()
+                        else:
+                            thread._resume_exc = None
+                            glet.throw(exc)
+                    self.current = None
+                # 2. Timers that are due.
+                if len(timers):
+                    for callback, arg in timers.pop_due(monotonic()):
+                        callback(arg)
+                # 3. Work handed in by other OS threads.
+                while calls:
+                    callback, arg = calls.popleft()
+                    callback(arg)
+                # 4. Poll: don't wait if work is ready; else until the next timer.
+                if ready:
+                    timeout: Optional[float] = 0.0
+                else:
+                    deadline = timers.next_deadline()
+                    if deadline is not None:
+                        timeout = max(deadline - monotonic(), 0.0)
+                    elif netpoll.waiting or self._external or calls:
+                        timeout = None
+                    elif len(self._threads) > 0 and not _preempt.user_signal_handlers():
+                        self._deadlock()
+                        continue
+                    else:
+                        timeout = None  # only a signal handler can wake us now
+                    if preemptor is not None and timeout != 0.0:
+                        preemptor.hub_about_to_sleep()
+                if timeout == 0.0 and not netpoll.waiting:
+                    continue  # nothing to poll: skip the syscall
+                self._polling = True
+                try:
+                    tokens = netpoll.poll(timeout)
+                finally:
+                    self._polling = False
+                for thread, seq in tokens:
+                    self.unpark(thread, seq, True)
+            except GreenletExit:
+                return
+            except BaseException as exc:  # a callback or signal handler raised in the hub
+                self.current = None
+                self._deliver_to_main(exc)
+
+    def _deliver_to_main(self, exc: BaseException) -> None:
+        """An exception raised in the hub is raised in the main green thread instead."""
+        if not self.throw(self.main, exc):
+            raise exc
+
+    def _deadlock(self) -> None:
+        lines = ["every green thread is parked and nothing can wake one:"]
+        for thread in self._threads.values():
+            lines.append(f"  {thread.name!r} waits on {thread._waiting_on or thread._state}"
+                         f" at {_where(thread)}")
+        lines.append("(is a lock never released, an event never set, or a join on a thread "
+                     "that waits for the joiner?)")
+        self._deliver_to_main(DeadlockError("\n".join(lines)))
+
+
+def _where(thread: GreenThread) -> str:
+    """file:line of the innermost frame of ``thread`` outside greensched."""
+    glet = thread._glet
+    frame = glet.gr_frame if glet is not None else None
+    if glet is getcurrent():
+        frame = sys._getframe()
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("greensched."):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def _main_os_thread_id() -> int:
+    import threading
+
+    return threading.main_thread().ident or -1

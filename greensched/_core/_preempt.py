@@ -1,0 +1,447 @@
+"""Preemption: a timer asks for a switch; the switch happens only at a safe point.
+
+This is the only module that touches `signal`. It arms an interval timer
+(``setitimer(ITIMER_REAL)``, SIGALRM, one slice = 10 ms by default) while green
+threads run and others exist, and disarms it before the hub sleeps. The SIGALRM
+handler only *decides*; the switch itself runs from a second handler (SIGRTMAX, the
+highest-numbered signal) so that every other pending signal handler runs first.
+
+Kinds of safe point
+-------------------
+A Python-level signal handler runs wherever CPython checks for signals. Only some
+of those places are safe to leave for another green thread:
+
+1. **A loop's back-edge or a function's entry** (the interrupted frame stands on
+   JUMP_BACKWARD, POP_JUMP_BACKWARD_IF_*, or RESUME). CPython ran the handler from
+   its eval loop between two bytecodes of that frame; no C function of that frame
+   is half-way through. This is where almost every switch of a CPU-bound thread
+   happens (994 of 1,000 ticks in a pure-Python loop land on a back-edge).
+2. **A C call that has been blocked for a whole slice** (the frame stands on the
+   same CALL at two ticks in a row, with at least ``max(2 slices, 10 ms)`` between
+   them, and no clean landing in between). This is an unpatched blocking call:
+   ``time.sleep``, ``Lock.acquire``, ``select``, a socket call, each retrying its
+   syscall after EINTR (PEP 475). They hold nothing but their C stack, which the
+   greenlet saves, so the others run and the call resumes with its remaining
+   timeout when the thread is resumed. Degraded, never frozen.
+
+Everything else is *ambiguous*: the frame stands on a CALL (or another instruction
+that calls C code) and the handler may be running after the callee returned (safe)
+or from inside it, e.g. from ``_io``'s buffered writer, which checks for signals
+after each raw write *while holding the buffer's lock*: switching there and letting
+another green thread print to the same stream raises ``RuntimeError: reentrant
+call``. An ambiguous request is **retried at the next check, never dropped**: the
+handler's last act queues a pending call (``Py_AddPendingCall``) whose C function
+re-trips SIGALRM. Pending calls run only from the eval loop, and after the signal
+handlers of the same check, so the retry fires at the next check *after* the C
+call has returned, normally the loop's back-edge a few bytecodes later. A loop of
+C calls (printing, hashing a large buffer) is thus switched at its back-edge.
+
+Never preempted
+---------------
+* the hub (it is the scheduler; it is never "a thread that used its slice");
+* a thread that has not used up its slice, or with nobody else to run;
+* code under `no_preempt` (the request is remembered and honoured on exit);
+* greensched's own code (its bookkeeping is written to run to completion; a request
+  that lands there is retried at the next check);
+* a thread while it is importing a module: import locks are keyed by OS thread id,
+  which all green threads share, so another thread importing the same module would
+  re-enter the lock and see a half-initialised module. The request waits until the
+  import is done (a long-running module body is not preempted: avoid them);
+* a thread inside a long C call that never checks for signals (a huge regex, a big
+  hash update, numpy): CPython runs no Python code until it returns. Use
+  ``to_thread()`` for those.
+
+Things that don't work, and why we don't do them
+------------------------------------------------
+* Switching in the SIGALRM handler itself: pending handlers run in ascending signal
+  order in one pass, so SIGTERM (15), SIGCHLD (17), SIGWINCH (28) would wait until
+  the preempted thread runs again.
+* Re-tripping SIGALRM directly from the handler (``raise_signal``, ``interrupt_main``):
+  the handler's own bytecodes check for signals, so it re-enters at once.
+* ``sys.settrace`` to stop at the next opcode: switching greenlets from a trace
+  function leaves tracing suppressed elsewhere on 3.11, and debuggers and coverage
+  own ``settrace``.
+* Treating every CALL landing as unsafe and simply waiting for the next tick: a
+  loop dominated by C calls is then almost never preempted.
+* Ticking while idle: every tick interrupts blocking syscalls with EINTR, and some C
+  extensions do not retry. The timer runs only while there is competition.
+
+Only the main OS thread runs Python signal handlers, so only its hub is preemptive.
+SIGALRM belongs to greensched while preemption is on (``signal.alarm`` and
+pytest-timeout's signal method conflict with it). A forked child does not inherit
+the timer; the hub re-arms it there on its next pass.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+
+__all__ = ["Preemptor", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config"]
+
+DEFAULT_SLICE_MS = 10.0
+#: A C call must be stuck at least this long before it is switched away from.
+_STUCK_MIN_S = 0.010
+#: Back-to-back retries allowed before waiting for the next tick instead.
+_MAX_RETRIES = 64
+
+_SWITCH_SIGNAL: Optional[int] = getattr(signal, "SIGRTMAX", None)
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+def read_env_config(environ: Optional[dict[str, str]] = None) -> tuple[bool, float]:
+    """(enabled, slice in ms) from GREENSCHED_PREEMPT and GREENSCHED_SLICE_MS.
+
+    A value we cannot understand is a `ValueError` that names the variable and
+    says what it accepts; it is never silently ignored.
+    """
+    env = os.environ if environ is None else environ
+    enabled = True
+    raw = env.get("GREENSCHED_PREEMPT")
+    if raw is not None and raw.strip() != "":
+        flag = raw.strip().lower()
+        if flag in ("0", "false", "no", "off"):
+            enabled = False
+        elif flag in ("1", "true", "yes", "on"):
+            enabled = True
+        else:
+            raise ValueError(
+                f"GREENSCHED_PREEMPT={raw!r} is not understood: use GREENSCHED_PREEMPT=0 to turn "
+                f"preemption off or GREENSCHED_PREEMPT=1 (the default) to keep it on"
+            )
+    slice_ms = DEFAULT_SLICE_MS
+    raw = env.get("GREENSCHED_SLICE_MS")
+    if raw is not None and raw.strip() != "":
+        slice_ms = check_slice_ms(raw, "GREENSCHED_SLICE_MS")
+    return enabled, slice_ms
+
+
+def check_slice_ms(value: Any, what: str = "slice_ms") -> float:
+    """A positive, finite number of milliseconds, or a clear `ValueError`."""
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what}={value!r} is not a number of milliseconds; use e.g. {what}=10 "
+            f"(the default) or {what}=1 for a 1 ms slice"
+        ) from None
+    if not (ms > 0.0 and ms < 3_600_000.0):
+        raise ValueError(
+            f"{what}={value!r} must be a positive number of milliseconds below one hour; "
+            f"to turn preemption off use GREENSCHED_PREEMPT=0 or set_preemption(False)"
+        )
+    return ms
+
+
+def user_signal_handlers() -> bool:
+    """True if someone installed a Python signal handler that could wake a parked thread."""
+    ours = (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None)
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (ValueError, OSError):
+            continue
+        if handler in ours or getattr(handler, "__self__", None).__class__ is Preemptor:
+            continue
+        return True
+    return False
+
+
+# -- safe points ----------------------------------------------------------------------------
+
+_CLEAN_OPS = frozenset(
+    op
+    for name, op in __import__("dis").opmap.items()
+    if name in ("RESUME", "JUMP_BACKWARD", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
+                "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE")
+)
+_IMPORT_FILES = frozenset(("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"))
+#: Code objects of greensched where a thread's own code begins (thread entry points).
+_ROOT_CODES: set[Any] = set()
+
+
+def mark_root(fn: Callable[..., Any]) -> None:
+    """Declare ``fn`` (a greensched function) an entry point that calls user code."""
+    _ROOT_CODES.add(fn.__code__)
+
+
+def _landing_is_clean(frame: FrameType) -> bool:
+    """Did the handler run between two bytecodes of ``frame`` (not inside a C call)?"""
+    code = frame.f_code.co_code
+    lasti = frame.f_lasti
+    return 0 <= lasti < len(code) and code[lasti] in _CLEAN_OPS
+
+
+def _in_atomic_code(frame: Optional[FrameType]) -> bool:
+    """Is greensched's own code or an import on the interrupted part of the stack?"""
+    while frame is not None:
+        code = frame.f_code
+        if code in _ROOT_CODES:
+            return False
+        if code.co_filename in _IMPORT_FILES:
+            return True
+        name = frame.f_globals.get("__name__")
+        if name is not None and (name == "greensched" or name.startswith("greensched.")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
+    """``(add, trip)`` so that ``add(trip, signum)`` re-trips ``signum`` at the next check.
+
+    Uses two stable C-API functions through ctypes: ``Py_AddPendingCall`` and
+    ``PyErr_SetInterruptEx`` (3.10+), whose ``int f(int)`` signature is called as the
+    pending call's ``int f(void *)`` with the signal number as the pointer value (a
+    register-passed integer on every ABI CPython supports). No Python code runs in
+    the pending call, so CPython's "one pending call at a time" guard is never held
+    across a switch. ``(None, None)`` where unavailable (another interpreter); the
+    handler then re-arms the timer for a short retry instead.
+    """
+    try:
+        import ctypes
+
+        api = ctypes.pythonapi
+        pending = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+        add = api.Py_AddPendingCall
+        add.argtypes = [pending, ctypes.c_void_p]
+        add.restype = ctypes.c_int
+        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)
+    except (ImportError, AttributeError, ValueError):
+        return None, None
+    return add, trip
+
+
+_add_pending, _TRIP = _make_pending_retrip()
+
+
+# -- the preemptor --------------------------------------------------------------------------
+
+
+class Preemptor:
+    """Arms the slice timer for one hub (the main OS thread's) and runs its handlers."""
+
+    def __init__(self, hub: "Hub") -> None:
+        self._hub = hub
+        self.enabled, slice_ms = read_env_config()
+        self.slice = slice_ms / 1000.0
+        self._armed = False
+        self._installed = False
+        self._depth = 0  # no_preempt nesting
+        self.deferred = False  # a request arrived under no_preempt
+        self._want = False
+        self._want_at = -1  # hub.switches when the request was made
+        self._last_thread: Any = None
+        self._last_switches = -1
+        self._stuck_frame: Optional[FrameType] = None
+        self._stuck_lasti = -1
+        self._stuck_since = 0.0
+        self._retries = 0
+        self._switch_requested = False
+        # counters for stats()
+        self.ticks = 0
+        self.requests = 0
+        self.preemptions = 0
+        self.stuck_preemptions = 0
+        self.retried = 0
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    # -- configuration --------------------------------------------------------------
+
+    def configure(self, enabled: Optional[bool] = None, slice_ms: Optional[float] = None) -> None:
+        if slice_ms is not None:
+            self.slice = check_slice_ms(slice_ms) / 1000.0
+        if enabled is not None:
+            self.enabled = bool(enabled)
+        if self._armed:
+            self.disarm()  # re-armed with the new settings on the hub's next pass
+
+    def _install(self) -> None:
+        signal.signal(signal.SIGALRM, self._on_tick)
+        if _SWITCH_SIGNAL is not None:
+            signal.signal(_SWITCH_SIGNAL, self._on_switch)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        self._installed = True
+
+    # -- arming: called by the hub ------------------------------------------------------
+
+    def threads_about_to_run(self) -> None:
+        """The hub is about to resume threads: tick if they compete for the CPU."""
+        if self._armed or not self.enabled:
+            return
+        hub = self._hub
+        if len(hub._threads) < 2 and not len(hub._timers):
+            return
+        if not self._installed:
+            self._install()
+        signal.setitimer(signal.ITIMER_REAL, self.slice, self.slice)
+        self._armed = True
+
+    def hub_about_to_sleep(self) -> None:
+        """The hub will wait for I/O or a timer: no ticks while idle."""
+        if self._armed:
+            self.disarm()
+
+    def disarm(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0.0, 0.0)
+        self._armed = False
+
+    def _after_fork_in_child(self) -> None:
+        self._armed = False  # a child does not inherit the timer; the hub re-arms it
+        self._want = False
+        self._stuck_frame = None
+
+    # -- no_preempt ------------------------------------------------------------------------
+
+    def enter_critical(self) -> None:
+        self._depth += 1
+
+    def exit_critical(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self.deferred:
+            self.deferred = False
+            hub = self._hub
+            if hub.current is not None and (hub._ready or len(hub._timers)):
+                self.preemptions += 1
+                hub.yield_now()  # honour the request that arrived inside the section
+
+    # -- the handlers ------------------------------------------------------------------------
+
+    def _on_tick(self, signum: int, frame: Optional[FrameType]) -> Any:
+        """SIGALRM: decide whether to switch; the switch runs in `_on_switch`.
+
+        A retry must be this function's very last call (``return _add_pending(...)``):
+        the pending call re-trips SIGALRM at the next check, and any check still to
+        come inside this handler would run it here, nested, instead of after the C
+        call that was interrupted.
+        """
+        hub = self._hub
+        thread = hub.current
+        if thread is None or frame is None or frame.f_code in _HANDLER_CODES:
+            return None  # the hub is running, or a tick arrived inside our own handler
+        self.ticks += 1
+        switches = hub.switches
+        if not self._want or self._want_at != switches:
+            if thread is not self._last_thread or switches != self._last_switches:
+                self._last_thread = thread  # a fresh slice began since the last tick
+                self._last_switches = switches
+                self._want = False
+                return None
+            self._want = True
+            self._want_at = switches
+            self._retries = 0
+            self.requests += 1
+        if not (hub._ready or hub._netpoll.waiting or self._timer_due()):
+            return None  # nobody else could run: keep the request, look again next tick
+        if self._depth:
+            self.deferred = True
+            return None
+        if _landing_is_clean(frame):
+            self._stuck_frame = None
+            if not _in_atomic_code(frame):
+                return self._switch_now()
+        elif frame is self._stuck_frame and frame.f_lasti == self._stuck_lasti:
+            # Ambiguous again at the same CALL: stuck in one C call for long enough?
+            stuck_for = time.monotonic() - self._stuck_since
+            if stuck_for >= max(2 * self.slice, _STUCK_MIN_S) and not _in_atomic_code(frame):
+                self._stuck_frame = None
+                self.stuck_preemptions += 1
+                return self._switch_now()
+        else:
+            self._stuck_frame = frame
+            self._stuck_lasti = frame.f_lasti
+            self._stuck_since = time.monotonic()
+        # Not safe here: retry at the next check, after the current C call returns.
+        self._retries += 1
+        self.retried += 1
+        if self._retries > _MAX_RETRIES:
+            return None  # a long straight run of C calls: wait for the next tick
+        if _add_pending is None:
+            return signal.setitimer(signal.ITIMER_REAL, self.slice / 8, self.slice)
+        return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
+
+    def _timer_due(self) -> bool:
+        deadline = self._hub._timers.next_deadline()
+        return deadline is not None and deadline <= time.monotonic()
+
+    def _switch_now(self) -> Any:
+        self._want = False
+        self._switch_requested = True
+        if _SWITCH_SIGNAL is None:
+            return self._do_switch()
+        # Trips SIGRTMAX; this handler's own next check runs a nested pass over every
+        # pending handler in signal order, SIGRTMAX last, so all the others run first.
+        import _thread
+
+        return _thread.interrupt_main(_SWITCH_SIGNAL)
+
+    def _on_switch(self, signum: int, frame: Optional[FrameType]) -> None:
+        """SIGRTMAX: perform the switch `_on_tick` asked for (ignored otherwise)."""
+        if self._switch_requested:
+            self._do_switch()
+
+    def _do_switch(self) -> None:
+        self._switch_requested = False
+        hub = self._hub
+        if hub.current is None:
+            return
+        self.preemptions += 1
+        hub.yield_now()
+
+    def _on_sigint(self, signum: int, frame: Optional[FrameType]) -> None:
+        """Ctrl-C goes to the main green thread, wherever it is parked."""
+        hub = self._hub
+        if hub.current is hub.main:
+            raise KeyboardInterrupt
+        hub.throw(hub.main, KeyboardInterrupt())
+        if hub.current is not None:  # another thread runs: let main run soon
+            self._want = True
+            self._want_at = hub.switches
+
+
+#: Frames of these functions are the handlers themselves: a tick landing there is ignored.
+_HANDLER_CODES = frozenset(
+    f.__code__
+    for f in (Preemptor._on_tick, Preemptor._timer_due, Preemptor._switch_now,
+              Preemptor._on_switch, Preemptor._do_switch, Preemptor._on_sigint)
+)
+
+
+# -- no_preempt -------------------------------------------------------------------------------
+
+
+class NoPreempt:
+    """Context manager: no preemption inside the block (see `no_preempt`)."""
+
+    __slots__ = ("_preemptor",)
+
+    def __init__(self, preemptor: Optional[Preemptor]) -> None:
+        self._preemptor = preemptor
+
+    def __enter__(self) -> "NoPreempt":
+        if self._preemptor is not None:
+            self._preemptor.enter_critical()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._preemptor is not None:
+            self._preemptor.exit_critical()
+
+
+def no_preempt(preemptor: Optional[Preemptor]) -> NoPreempt:
+    """A critical section: the current thread is not preempted until it ends.
+
+    A request that arrives inside is honoured when the outermost section exits.
+    The thread still switches if it blocks (parks) inside the section.
+    """
+    return NoPreempt(preemptor)
+

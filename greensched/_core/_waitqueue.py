@@ -1,0 +1,119 @@
+"""WaitQueue: a FIFO of parked green threads. Every synchronisation primitive is built on it.
+
+The whole protocol is three calls:
+
+* ``park(timeout)`` — the current thread waits at the tail until some other thread
+  calls ``wake_one``/``wake_all``; it returns the value the waker handed over, or
+  `TIMED_OUT` when ``timeout`` ran out first. Exceptions thrown into the parked
+  thread (``kill()``, a `Timeout`) propagate out of ``park``.
+* ``wake_one(value)`` — hand ``value`` to the longest-waiting thread and make it
+  ready; returns False when nobody is waiting (so the caller keeps the value).
+* ``wake_all(value)`` — the same for every waiter.
+
+A thread that leaves ``park`` by timeout or exception leaves a stale entry behind;
+stale entries are skipped when popped, and compacted away once they outnumber the
+live ones, so a queue whose waiters keep timing out does not grow without bound.
+
+A wake-up is a hand-off: once ``wake_one`` returned True the value belongs to the
+woken thread, even if it has not run yet. Primitives rely on this to hand a lock,
+a semaphore unit or a queue item straight to the next waiter, which keeps them
+FIFO-fair and means no wake-up is ever lost. One race needs care: a thread that was
+handed a value and then, before it ran, was killed or timed out by a `Timeout`
+cannot use the value. ``park`` then passes it on to the next waiter, or, when there
+is none, gives it to the queue's ``unclaimed`` callback (a lock marks itself free, a
+semaphore counts the unit back, a queue puts the item back at the front).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from ._hub import Hub
+    from ._thread import GreenThread
+
+__all__ = ["WaitQueue", "TIMED_OUT"]
+
+
+class _TimedOut:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TIMED_OUT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Returned by `WaitQueue.park` (and `Hub.park`) when the timeout ran out.
+TIMED_OUT: Any = _TimedOut()
+
+
+class WaitQueue:
+    """FIFO of (thread, park number) entries; see the module docstring."""
+
+    __slots__ = ("_entries", "_stale", "_hub", "_reason", "_unclaimed")
+
+    def __init__(
+        self, hub: "Hub", reason: str, unclaimed: Optional[Callable[[Any], None]] = None
+    ) -> None:
+        self._entries: deque[tuple["GreenThread", int]] = deque()
+        self._stale = 0
+        self._hub = hub
+        #: What a thread parked here waits on, for deadlock reports and stack dumps.
+        self._reason = reason
+        #: Takes back a handed-over value that no thread could accept (see above).
+        self._unclaimed = unclaimed
+
+    def __len__(self) -> int:
+        """Number of threads waiting (an upper bound while stale entries linger)."""
+        return len(self._entries) - self._stale
+
+    def __bool__(self) -> bool:
+        return len(self._entries) > self._stale
+
+    def park(self, timeout: Optional[float] = None) -> Any:
+        """Wait at the tail of the queue; see the module docstring."""
+        hub = self._hub
+        thread = hub.current_thread_for_park()
+        self._entries.append((thread, thread._park_seq + 1))
+        try:
+            value = hub.park(self._reason, timeout)
+        except BaseException:
+            handed = hub.take_dropped_value(thread)
+            if handed is TIMED_OUT:
+                self._forget()
+            elif not self.wake_one(handed) and self._unclaimed is not None:
+                self._unclaimed(handed)
+            raise
+        if value is TIMED_OUT:
+            self._forget()
+        return value
+
+    def _forget(self) -> None:
+        """One entry went stale (its thread left by timeout or exception)."""
+        self._stale += 1
+        entries = self._entries
+        if self._stale > 32 and self._stale * 2 > len(entries):
+            live = [(t, seq) for t, seq in entries if t._park_seq == seq and t._is_parked()]
+            self._entries = deque(live)
+            self._stale = 0
+
+    def wake_one(self, value: Any = True) -> bool:
+        """Hand ``value`` to the first waiter; False when there is none."""
+        entries = self._entries
+        unpark = self._hub.unpark
+        while entries:
+            thread, seq = entries.popleft()
+            if unpark(thread, seq, value):
+                return True
+            self._stale -= 1
+        return False
+
+    def wake_all(self, value: Any = True) -> int:
+        """Hand ``value`` to every waiter; returns how many were woken."""
+        n = 0
+        while self.wake_one(value):
+            n += 1
+        return n

@@ -1,0 +1,34 @@
+"""greensched: preemptive green threads for plain blocking Python.
+
+Thousands of threads on one OS thread, written as ordinary blocking code, with a
+timer that keeps one busy or stuck thread from freezing the others.
+"""
+
+from ._core._errors import DeadlockError, GreenThreadExit, HubError
+from ._core._thread import GreenThread
+from .queue import Empty, Full, LifoQueue, PriorityQueue, Queue, SimpleQueue
+from .scheduler import (
+    current_thread,
+    get_preemption,
+    no_preempt,
+    notify_fd_closed,
+    run,
+    set_preemption,
+    sleep,
+    spawn,
+    stats,
+    wait_readable,
+    wait_writable,
+)
+from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+from .timeout import Timeout, TimeoutExpired
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BoundedSemaphore", "Condition", "DeadlockError", "Empty", "Event", "Full",
+    "GreenThread", "GreenThreadExit", "HubError", "LifoQueue", "Lock", "PriorityQueue",
+    "Queue", "RLock", "Semaphore", "SimpleQueue", "Timeout", "TimeoutExpired",
+    "current_thread", "get_preemption", "no_preempt", "notify_fd_closed", "run",
+    "set_preemption", "sleep", "spawn", "stats", "wait_readable", "wait_writable",
+]

@@ -1,0 +1,98 @@
+"""The public face of the runtime: spawn, sleep, run, preemption settings, fd waits.
+
+Thin functions over this OS thread's hub (`greensched._core`), for users and for
+greensched's own higher layers. Nothing here holds state of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ._core import _preempt
+from ._core._hub import current_thread, get_hub, sleep, spawn
+from ._core._preempt import NoPreempt
+
+__all__ = [
+    "spawn", "sleep", "run", "current_thread", "no_preempt", "set_preemption",
+    "get_preemption", "wait_readable", "wait_writable", "notify_fd_closed", "stats",
+]
+
+
+def run() -> None:
+    """Park the calling green thread until every other green thread has finished."""
+    get_hub().run()
+
+
+def no_preempt() -> NoPreempt:
+    """``with no_preempt():`` — the block is not preempted (it may still park).
+
+    A preemption request that arrives inside is honoured when the block ends. Use it
+    for short sections that must not interleave with other green threads, such as
+    updating several plain variables together; use a `Lock` for anything that waits.
+    """
+    return _preempt.no_preempt(get_hub().preemptor)
+
+
+def set_preemption(enabled: Optional[bool] = None, slice_ms: Optional[float] = None) -> None:
+    """Turn preemption on or off and/or set the time slice, for this process's main hub.
+
+    The defaults come from ``GREENSCHED_PREEMPT`` (``0`` turns it off) and
+    ``GREENSCHED_SLICE_MS`` (default 10). Only the main OS thread can be preempted:
+    calling this from another OS thread raises `RuntimeError`.
+    """
+    preemptor = get_hub().preemptor
+    if preemptor is None:
+        raise RuntimeError(
+            "preemption only exists in the main OS thread (only it runs signal handlers); "
+            "call set_preemption() from the main thread"
+        )
+    preemptor.configure(enabled, slice_ms)
+
+
+def get_preemption() -> tuple[bool, float]:
+    """``(enabled, slice_ms)`` of the main hub; ``(False, 0.0)`` in other OS threads."""
+    preemptor = get_hub().preemptor
+    if preemptor is None:
+        return False, 0.0
+    return preemptor.enabled, preemptor.slice * 1000.0
+
+
+def wait_readable(fd: int, timeout: Optional[float] = None) -> bool:
+    """Park until ``fd`` is readable (True) or ``timeout`` seconds pass (False)."""
+    return get_hub().wait_readable(fd, timeout)
+
+
+def wait_writable(fd: int, timeout: Optional[float] = None) -> bool:
+    """Park until ``fd`` is writable (True) or ``timeout`` seconds pass (False)."""
+    return get_hub().wait_writable(fd, timeout)
+
+
+def notify_fd_closed(fd: int) -> None:
+    """Call just before closing ``fd``: green threads waiting on it get `OSError(EBADF)`."""
+    get_hub().notify_fd_closed(fd)
+
+
+def stats() -> dict[str, Any]:
+    """Counters of this OS thread's scheduler (cheap; safe to call often)."""
+    hub = get_hub()
+    threads = list(hub._threads.values())
+    out: dict[str, Any] = {
+        "threads": len(threads),
+        "ready": len(hub._ready),
+        "parked": sum(1 for t in threads if t.state == "PARKED"),
+        "switches": hub.switches,
+        "timers": len(hub._timers),
+        "fds_waited_on": hub._netpoll.waiting,
+    }
+    p = hub.preemptor
+    if p is not None:
+        out.update(
+            preemption_enabled=p.enabled,
+            slice_ms=p.slice * 1000.0,
+            ticks=p.ticks,
+            preemption_requests=p.requests,
+            preemptions=p.preemptions,
+            stuck_preemptions=p.stuck_preemptions,
+            retried_requests=p.retried,
+        )
+    return out

@@ -1,0 +1,371 @@
+"""Green locks, conditions, events and semaphores, shaped like `threading`'s.
+
+Same constructors, methods, return values, timeouts and error messages as the
+`threading` classes of the same name; the difference is that waiting parks the
+green thread instead of blocking the OS thread. Every class is built on the one
+primitive `WaitQueue`: a wait is a park at its tail, a release is a hand-off to
+its head. Hand-offs make Lock, RLock and Semaphore FIFO-fair: a released lock goes
+to the thread that waited longest, never to a late-comer that barges in.
+
+Objects bind to the hub of the OS thread that first waits on them; using one from
+the hub of another OS thread is an error that says so.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from typing import Any, Callable, Optional, TypeVar
+
+from ._core._hub import get_hub
+from ._core._thread import GreenThread
+from ._core._waitqueue import TIMED_OUT, WaitQueue
+
+__all__ = ["Lock", "RLock", "Condition", "Event", "Semaphore", "BoundedSemaphore"]
+
+T = TypeVar("T")
+
+#: RLock owner while the lock is being handed to a woken thread that has not run yet.
+_HANDOFF: Any = object()
+
+
+def _lock_timeout(blocking: bool, timeout: float) -> Optional[float]:
+    """Check `threading.Lock.acquire` arguments; return the park timeout (None: forever)."""
+    if not blocking:
+        if timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        return 0.0
+    if timeout == -1:
+        return None
+    if timeout < 0:
+        raise ValueError("timeout value must be positive")
+    return float(timeout)
+
+
+def _wait_queue(reason: str, unclaimed: Optional[Callable[[Any], None]] = None) -> WaitQueue:
+    return WaitQueue(get_hub(), reason, unclaimed)
+
+
+class Lock:
+    """A green `threading.Lock`: not reentrant, releasable by any thread."""
+
+    __slots__ = ("_locked", "_waiters", "__weakref__")
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: Optional[WaitQueue] = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock; with ``blocking`` wait up to ``timeout`` s (-1: forever)."""
+        wait = _lock_timeout(blocking, timeout)
+        if not self._locked:
+            self._locked = True
+            return True
+        if wait is not None and wait <= 0:
+            return False
+        if self._waiters is None:
+            self._waiters = _wait_queue("Lock.acquire()", self._unclaimed)
+        return self._waiters.park(wait) is not TIMED_OUT  # woken means handed the lock
+
+    def release(self) -> None:
+        """Release the lock; the longest waiter, if any, gets it next."""
+        if not self._locked:
+            raise RuntimeError("release unlocked lock")
+        if self._waiters is None or not self._waiters.wake_one():
+            self._locked = False
+
+    def _unclaimed(self, _value: Any) -> None:
+        self._locked = False
+
+    def locked(self) -> bool:
+        """True while some thread holds the lock."""
+        return self._locked
+
+    def _at_fork_reinit(self) -> None:
+        self._locked = False
+        self._waiters = None
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "locked" if self._locked else "unlocked"
+        return f"<greensched.Lock {state} at {id(self):#x}>"
+
+
+class RLock:
+    """A green `threading.RLock`: the owner may acquire it again; only the owner releases."""
+
+    __slots__ = ("_owner", "_count", "_waiters", "__weakref__")
+
+    def __init__(self) -> None:
+        self._owner: Any = None
+        self._count = 0
+        self._waiters: Optional[WaitQueue] = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock, or count one more level if the caller already owns it."""
+        wait = _lock_timeout(blocking, timeout)
+        me = get_hub().current
+        if self._owner is me:
+            self._count += 1
+            return True
+        if self._owner is None:
+            self._owner = me
+            self._count = 1
+            return True
+        if wait is not None and wait <= 0:
+            return False
+        if self._waiters is None:
+            self._waiters = _wait_queue("RLock.acquire()", self._unclaimed)
+        if self._waiters.park(wait) is TIMED_OUT:
+            return False
+        self._owner = me
+        self._count = 1
+        return True
+
+    def release(self) -> None:
+        """Drop one level; at zero the longest waiter gets the lock."""
+        if self._owner is not get_hub().current:
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count -= 1
+        if self._count == 0:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        if self._waiters is not None and self._waiters.wake_one():
+            self._owner = _HANDOFF
+        else:
+            self._owner = None
+
+    def _unclaimed(self, _value: Any) -> None:
+        self._owner = None
+        self._count = 0
+
+    def _is_owned(self) -> bool:
+        return self._owner is get_hub().current
+
+    def _release_save(self) -> tuple[int, Any]:
+        """Release completely (for `Condition.wait`); returns what `_acquire_restore` needs."""
+        if self._count == 0:
+            raise RuntimeError("cannot release un-acquired lock")
+        state = (self._count, self._owner)
+        self._count = 0
+        self._hand_on()
+        return state
+
+    def _acquire_restore(self, state: tuple[int, Any]) -> None:
+        self.acquire()
+        self._count, self._owner = state
+
+    def _at_fork_reinit(self) -> None:
+        self._owner = None
+        self._count = 0
+        self._waiters = None
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        owner = self._owner
+        name = owner.name if isinstance(owner, GreenThread) else owner
+        state = "locked" if owner is not None else "unlocked"
+        return f"<greensched.RLock {state} owner={name!r} count={self._count} at {id(self):#x}>"
+
+
+class Condition:
+    """A green `threading.Condition` over a green `Lock` or `RLock` (an RLock by default)."""
+
+    def __init__(self, lock: Optional[Any] = None) -> None:
+        if lock is None:
+            lock = RLock()
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self._waiters: Optional[WaitQueue] = None
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._lock.__exit__(*exc_info)
+
+    def __repr__(self) -> str:
+        return f"<greensched.Condition({self._lock!r}, {len(self._waiters or ())})>"
+
+    def _is_owned(self) -> bool:
+        is_owned = getattr(self._lock, "_is_owned", None)
+        if is_owned is not None:
+            return bool(is_owned())
+        if self._lock.acquire(False):  # a plain Lock: owned if we cannot take it
+            self._lock.release()
+            return False
+        return True
+
+    def _release_save(self) -> Any:
+        save = getattr(self._lock, "_release_save", None)
+        if save is not None:
+            return save()
+        self._lock.release()
+        return None
+
+    def _acquire_restore(self, state: Any) -> None:
+        restore = getattr(self._lock, "_acquire_restore", None)
+        if restore is not None:
+            restore(state)
+        else:
+            self._lock.acquire()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Release the lock, park until notified or ``timeout``, re-acquire; False on timeout."""
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        if self._waiters is None:
+            self._waiters = _wait_queue("Condition.wait()")
+        state = self._release_save()
+        try:
+            if timeout is not None and timeout <= 0:
+                return False
+            return self._waiters.park(timeout) is not TIMED_OUT
+        finally:
+            self._acquire_restore(state)
+
+    def wait_for(self, predicate: Callable[[], T], timeout: Optional[float] = None) -> T:
+        """Wait until ``predicate()`` is true or ``timeout``; returns the last predicate value."""
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = monotonic() + waittime
+                else:
+                    waittime = endtime - monotonic()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiting threads (they re-acquire the lock before returning)."""
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = self._waiters
+        if waiters is None:
+            return
+        while n > 0 and waiters.wake_one():
+            n -= 1
+
+    def notify_all(self) -> None:
+        """Wake every waiting thread."""
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        if self._waiters is not None:
+            self._waiters.wake_all()
+
+    notifyAll = notify_all
+
+
+class Event:
+    """A green `threading.Event`: a flag threads can wait to become true."""
+
+    __slots__ = ("_flag", "_waiters", "__weakref__")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiters: Optional[WaitQueue] = None
+
+    def is_set(self) -> bool:
+        """True once `set` was called (and `clear` was not called since)."""
+        return self._flag
+
+    isSet = is_set
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        self._flag = True
+        if self._waiters is not None:
+            self._waiters.wake_all()
+
+    def clear(self) -> None:
+        """Reset the flag; later `wait` calls park again."""
+        self._flag = False
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Park until the flag is set or ``timeout`` passes; returns the flag."""
+        if self._flag:
+            return True
+        if timeout is not None and timeout <= 0:
+            return False
+        if self._waiters is None:
+            self._waiters = _wait_queue("Event.wait()")
+        self._waiters.park(timeout)
+        return self._flag
+
+    def _at_fork_reinit(self) -> None:
+        self._waiters = None
+
+    def __repr__(self) -> str:
+        return f"<greensched.Event {'set' if self._flag else 'unset'} at {id(self):#x}>"
+
+
+class Semaphore:
+    """A green `threading.Semaphore`: a counter of available units."""
+
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._value = value
+        self._waiters: Optional[WaitQueue] = None
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take one unit, waiting up to ``timeout`` seconds if none is free."""
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        if self._value > 0:
+            self._value -= 1
+            return True
+        if not blocking or (timeout is not None and timeout <= 0):
+            return False
+        if self._waiters is None:
+            self._waiters = _wait_queue(f"{type(self).__name__}.acquire()", self._unclaimed)
+        return self._waiters.park(timeout) is not TIMED_OUT  # woken means handed a unit
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        """Give back ``n`` units; each goes to the longest waiter, if any."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        for _ in range(n):
+            if self._waiters is None or not self._waiters.wake_one():
+                self._value += 1
+
+    def _unclaimed(self, _value: Any) -> None:
+        self._value += 1
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<greensched.{type(self).__name__} value={self._value} at {id(self):#x}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """A `Semaphore` that refuses to be released above its initial value."""
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._initial_value = value
+
+    def release(self, n: int = 1) -> None:
+        """Give back ``n`` units; more than were taken is a `ValueError`."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        if self._value + n > self._initial_value:
+            raise ValueError("Semaphore released too many times")
+        super().release(n)

@@ -24,6 +24,7 @@ while greensched's own code is on the interrupted part of the stack).
 from __future__ import annotations
 
 import _thread
+import atexit
 import sys
 from collections import deque
 from time import monotonic
@@ -86,6 +87,9 @@ class Hub:
     def __init__(self) -> None:
         self.os_thread_id = _thread.get_ident()
         self._ready: deque[GreenThread] = deque()
+        #: Threads that yielded or were preempted in this pass; they queue up behind
+        #: whatever the pass's timers and I/O make ready (see `_loop`).
+        self._yielded: list[GreenThread] = []
         self._timers = TimerHeap()
         self._netpoll = Netpoller()
         self._calls: deque[tuple[Callable[[Any], None], Any]] = deque()
@@ -96,8 +100,9 @@ class Hub:
         #: Threads started and not yet finished, by ident (the main thread included).
         self._threads: dict[int, GreenThread] = {}
         self._all_done = WaitQueue(self, "run()")
-        #: Number of times the hub resumed a green thread.
+        #: Number of times the hub resumed a green thread, and when it last did.
         self.switches = 0
+        self.resumed_at = 0.0
         is_main = _thread.get_ident() == _main_os_thread_id()
         main = GreenThread(name="MainThread" if is_main else f"Main-{self.os_thread_id}")
         main._hub = self
@@ -109,6 +114,8 @@ class Hub:
         self._threads[main._ident] = main
         #: Preemption works only where Python runs signal handlers: the main OS thread.
         self.preemptor: Optional[_preempt.Preemptor] = _preempt.Preemptor(self) if is_main else None
+        if is_main:
+            atexit.register(self._at_exit)
 
     # -- starting and finishing threads ---------------------------------------------
 
@@ -232,10 +239,14 @@ class Hub:
         return False
 
     def yield_now(self) -> None:
-        """Go to the tail of the run queue and let the others run (``sleep(0)``)."""
+        """Go to the tail of the run queue and let the others run (``sleep(0)``).
+
+        "The tail" is behind every thread that is ready now, including those whose
+        timer or fd is due: a preempted CPU hog does not jump ahead of a sleeper.
+        """
         thread = self.current_thread_for_park()
         thread._state = READY
-        self._ready.append(thread)
+        self._yielded.append(thread)
         self._glet.switch()
 
     def sleep(self, seconds: float) -> None:
@@ -252,6 +263,15 @@ class Hub:
         thread = self.current_thread_for_park()
         while len(self._threads) > 1 or (thread._ident not in self._threads and self._threads):
             self._all_done.park()
+
+    def _at_exit(self) -> None:
+        """Like a threaded program: wait for non-daemon threads, then stop ticking."""
+        try:
+            if self.current is self.main and _thread.get_ident() == self.os_thread_id:
+                self.join_non_daemon()
+        finally:
+            if self.preemptor is not None:
+                self.preemptor.shutdown()
 
     def join_non_daemon(self) -> None:
         """Wait for every non-daemon thread (what the interpreter does at exit)."""
@@ -322,6 +342,7 @@ class Hub:
     def _loop(self) -> None:
         """The one place where green threads are resumed. Never returns while in use."""
         ready = self._ready
+        yielded = self._yielded
         timers = self._timers
         calls = self._calls
         netpoll = self._netpoll
@@ -338,6 +359,7 @@ class Hub:
                     thread._state = RUNNING
                     self.current = thread
                     self.switches += 1
+                    self.resumed_at = monotonic()
                     glet = thread._glet
                     if glet is None:
                         if self._carriers:
@@ -357,13 +379,13 @@ class Hub:
                 # 2. Timers that are due.
                 if len(timers):
                     for callback, arg in timers.pop_due(monotonic()):
-                        callback(arg)
+                        self._run_callback(callback, arg)
                 # 3. Work handed in by other OS threads.
                 while calls:
                     callback, arg = calls.popleft()
-                    callback(arg)
+                    self._run_callback(callback, arg)
                 # 4. Poll: don't wait if work is ready; else until the next timer.
-                if ready:
+                if ready or yielded:
                     timeout: Optional[float] = 0.0
                 else:
                     deadline = timers.next_deadline()
@@ -371,32 +393,43 @@ class Hub:
                         timeout = max(deadline - monotonic(), 0.0)
                     elif netpoll.waiting or self._external or calls:
                         timeout = None
-                    elif len(self._threads) > 0 and not _preempt.user_signal_handlers():
+                    elif not _preempt.user_signal_handlers():
                         self._deadlock()
                         continue
                     else:
                         timeout = None  # only a signal handler can wake us now
                     if preemptor is not None and timeout != 0.0:
                         preemptor.hub_about_to_sleep()
-                if timeout == 0.0 and not netpoll.waiting:
-                    continue  # nothing to poll: skip the syscall
-                self._polling = True
-                try:
-                    tokens = netpoll.poll(timeout)
-                finally:
-                    self._polling = False
-                for thread, seq in tokens:
-                    self.unpark(thread, seq, True)
+                if timeout != 0.0 or netpoll.waiting:  # else skip the syscall
+                    self._polling = True
+                    try:
+                        tokens = netpoll.poll(timeout)
+                    finally:
+                        self._polling = False
+                    for thread, seq in tokens:
+                        self.unpark(thread, seq, True)
+                # 5. Those who yielded this pass go behind everything woken above.
+                if yielded:
+                    ready.extend(yielded)
+                    yielded.clear()
             except GreenletExit:
                 return
             except BaseException as exc:  # a callback or signal handler raised in the hub
                 self.current = None
                 self._deliver_to_main(exc)
 
+    def _run_callback(self, callback: Callable[[Any], None], arg: Any) -> None:
+        try:
+            callback(arg)
+        except GreenletExit:
+            raise
+        except BaseException as exc:  # one failing callback must not lose the others
+            self._deliver_to_main(exc)
+
     def _deliver_to_main(self, exc: BaseException) -> None:
         """An exception raised in the hub is raised in the main green thread instead."""
         if not self.throw(self.main, exc):
-            raise exc
+            report_exception(self.main, exc)  # main cannot take it: at least say so
 
     def _deadlock(self) -> None:
         lines = ["every green thread is parked and nothing can wake one:"]

@@ -232,18 +232,16 @@ class Preemptor:
     def __init__(self, hub: "Hub") -> None:
         self._hub = hub
         self.enabled, slice_ms = read_env_config()
-        self.slice = slice_ms / 1000.0
+        self._set_slice(slice_ms)
         self._armed = False
         self._installed = False
         self._depth = 0  # no_preempt nesting
         self.deferred = False  # a request arrived under no_preempt
-        self._want = False
-        self._want_at = -1  # hub.switches when the request was made
-        self._last_thread: Any = None
-        self._last_switches = -1
-        self._stuck_frame: Optional[FrameType] = None
+        self._want_at = -1  # hub.switches when the current request was made
+        self._stuck_thread: Any = None  # the thread last seen in an ambiguous spot ...
+        self._stuck_frame: Optional[FrameType] = None  # ... its frame and instruction ...
         self._stuck_lasti = -1
-        self._stuck_since = 0.0
+        self._stuck_since = 0.0  # ... and since when
         self._retries = 0
         self._switch_requested = False
         # counters for stats()
@@ -258,11 +256,20 @@ class Preemptor:
 
     def configure(self, enabled: Optional[bool] = None, slice_ms: Optional[float] = None) -> None:
         if slice_ms is not None:
-            self.slice = check_slice_ms(slice_ms) / 1000.0
+            self._set_slice(check_slice_ms(slice_ms))
         if enabled is not None:
             self.enabled = bool(enabled)
         if self._armed:
             self.disarm()  # re-armed with the new settings on the hub's next pass
+
+    def _set_slice(self, slice_ms: float) -> None:
+        self.slice = slice_ms / 1000.0
+        #: The timer ticks twice per slice, so a thread is switched after 1 to 1.5 slices.
+        self._period = self.slice / 2
+        #: A thread that ran this long yields to a sleeper that fell due (wake-up preemption).
+        self._granularity = self.slice / 5
+        #: A C call must be stuck this long before it is switched away from.
+        self._stuck_min = max(self.slice, _STUCK_MIN_S)
 
     def _install(self) -> None:
         signal.signal(signal.SIGALRM, self._on_tick)
@@ -283,7 +290,7 @@ class Preemptor:
             return
         if not self._installed:
             self._install()
-        signal.setitimer(signal.ITIMER_REAL, self.slice, self.slice)
+        signal.setitimer(signal.ITIMER_REAL, self._period, self._period)
         self._armed = True
 
     def hub_about_to_sleep(self) -> None:
@@ -292,13 +299,20 @@ class Preemptor:
             self.disarm()
 
     def disarm(self) -> None:
+        """Stop the timer (the hub re-arms it when threads compete again)."""
         signal.setitimer(signal.ITIMER_REAL, 0.0, 0.0)
         self._armed = False
 
     def _after_fork_in_child(self) -> None:
         self._armed = False  # a child does not inherit the timer; the hub re-arms it
-        self._want = False
-        self._stuck_frame = None
+        self._want_at = -1
+        self._stuck_thread = self._stuck_frame = None
+
+    def shutdown(self) -> None:
+        """At interpreter exit: stop the timer so no tick outlives our handler."""
+        if self._armed:
+            self.disarm()
+        self.enabled = False
 
     # -- no_preempt ------------------------------------------------------------------------
 
@@ -310,7 +324,7 @@ class Preemptor:
         if self._depth == 0 and self.deferred:
             self.deferred = False
             hub = self._hub
-            if hub.current is not None and (hub._ready or len(hub._timers)):
+            if hub.current is not None and hub._ready:
                 self.preemptions += 1
                 hub.yield_now()  # honour the request that arrived inside the section
 
@@ -329,34 +343,34 @@ class Preemptor:
         if thread is None or frame is None or frame.f_code in _HANDLER_CODES:
             return None  # the hub is running, or a tick arrived inside our own handler
         self.ticks += 1
-        switches = hub.switches
-        if not self._want or self._want_at != switches:
-            if thread is not self._last_thread or switches != self._last_switches:
-                self._last_thread = thread  # a fresh slice began since the last tick
-                self._last_switches = switches
-                self._want = False
+        if self._want_at != hub.switches:  # no request yet for this run of the thread
+            now = time.monotonic()
+            ran = now - hub.resumed_at
+            if ran < self.slice and not (ran >= self._granularity and self._timer_due(now)):
+                if len(hub._threads) < 2 and not len(hub._timers):
+                    return self.disarm()  # alone: nothing to share the CPU with
                 return None
-            self._want = True
-            self._want_at = switches
+            if not (hub._ready or hub._netpoll.waiting or self._timer_due(now)):
+                return None  # nobody else could run: look again at the next tick
+            self._want_at = hub.switches
             self._retries = 0
             self.requests += 1
-        if not (hub._ready or hub._netpoll.waiting or self._timer_due()):
-            return None  # nobody else could run: keep the request, look again next tick
         if self._depth:
             self.deferred = True
             return None
         if _landing_is_clean(frame):
-            self._stuck_frame = None
+            if thread is self._stuck_thread:
+                self._stuck_thread = self._stuck_frame = None
             if not _in_atomic_code(frame):
                 return self._switch_now()
-        elif frame is self._stuck_frame and frame.f_lasti == self._stuck_lasti:
+        elif (thread is self._stuck_thread and frame is self._stuck_frame
+              and frame.f_lasti == self._stuck_lasti):
             # Ambiguous again at the same CALL: stuck in one C call for long enough?
-            stuck_for = time.monotonic() - self._stuck_since
-            if stuck_for >= max(2 * self.slice, _STUCK_MIN_S) and not _in_atomic_code(frame):
-                self._stuck_frame = None
+            if time.monotonic() - self._stuck_since >= self._stuck_min and not _in_atomic_code(frame):
                 self.stuck_preemptions += 1
                 return self._switch_now()
         else:
+            self._stuck_thread = thread
             self._stuck_frame = frame
             self._stuck_lasti = frame.f_lasti
             self._stuck_since = time.monotonic()
@@ -366,15 +380,14 @@ class Preemptor:
         if self._retries > _MAX_RETRIES:
             return None  # a long straight run of C calls: wait for the next tick
         if _add_pending is None:
-            return signal.setitimer(signal.ITIMER_REAL, self.slice / 8, self.slice)
+            return signal.setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
         return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
 
-    def _timer_due(self) -> bool:
+    def _timer_due(self, now: float) -> bool:
         deadline = self._hub._timers.next_deadline()
-        return deadline is not None and deadline <= time.monotonic()
+        return deadline is not None and deadline <= now
 
     def _switch_now(self) -> Any:
-        self._want = False
         self._switch_requested = True
         if _SWITCH_SIGNAL is None:
             return self._do_switch()
@@ -404,7 +417,6 @@ class Preemptor:
             raise KeyboardInterrupt
         hub.throw(hub.main, KeyboardInterrupt())
         if hub.current is not None:  # another thread runs: let main run soon
-            self._want = True
             self._want_at = hub.switches
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import os
 import sys
 from collections import deque
 from time import monotonic
@@ -116,6 +117,8 @@ class Hub:
         self.preemptor: Optional[_preempt.Preemptor] = _preempt.Preemptor(self) if is_main else None
         if is_main:
             atexit.register(self._at_exit)
+        self._fork_orphans: list[Any] = []
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     # -- starting and finishing threads ---------------------------------------------
 
@@ -273,6 +276,31 @@ class Hub:
             if self.preemptor is not None:
                 self.preemptor.shutdown()
 
+    def _after_fork_in_child(self) -> None:
+        """In a forked child only the forking green thread lives on, as with OS threads.
+
+        The others are marked done without running another line (no ``finally``):
+        they belong to the parent. Their greenlets are kept referenced so the
+        garbage collector never resumes them to throw GreenletExit. The netpoller's
+        epoll set and wake-up pipe are shared with the parent, so they are replaced.
+        """
+        if _thread.get_ident() != self.os_thread_id:
+            return  # this hub's OS thread does not exist in the child
+        me = self.current
+        self._netpoll = Netpoller()
+        self._ready.clear()
+        self._yielded.clear()
+        self._calls.clear()
+        self._external = 0
+        if me is None:
+            return
+        for thread in list(self._threads.values()):
+            if thread is not me:
+                self._fork_orphans.append(thread._glet)
+                thread._killed = True
+                thread._finish()
+        self.main = me
+
     def join_non_daemon(self) -> None:
         """Wait for every non-daemon thread (what the interpreter does at exit)."""
         me = self.current
@@ -345,9 +373,9 @@ class Hub:
         yielded = self._yielded
         timers = self._timers
         calls = self._calls
-        netpoll = self._netpoll
         preemptor = self.preemptor
         while True:
+            netpoll = self._netpoll  # replaced in a forked child
             try:
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
                 if preemptor is not None and ready:

@@ -324,7 +324,7 @@ class Preemptor:
         if self._depth == 0 and self.deferred:
             self.deferred = False
             hub = self._hub
-            if hub.current is not None and hub._ready:
+            if hub.current is not None and (hub._ready or hub._yielded):
                 self.preemptions += 1
                 hub.yield_now()  # honour the request that arrived inside the section
 
@@ -350,7 +350,7 @@ class Preemptor:
                 if len(hub._threads) < 2 and not len(hub._timers):
                     return self.disarm()  # alone: nothing to share the CPU with
                 return None
-            if not (hub._ready or hub._netpoll.waiting or self._timer_due(now)):
+            if not (hub._ready or hub._yielded or hub._netpoll.waiting or self._timer_due(now)):
                 return None  # nobody else could run: look again at the next tick
             self._want_at = hub.switches
             self._retries = 0

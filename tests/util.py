@@ -1,0 +1,32 @@
+"""Helpers shared by the tests: run a snippet in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    code: str, env: Optional[dict[str, str]] = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter with the repo importable; capture its output."""
+    full_env = dict(os.environ)
+    full_env.pop("GREENSCHED_PREEMPT", None)
+    full_env.pop("GREENSCHED_SLICE_MS", None)
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
+    )

@@ -95,6 +95,11 @@ class Queue:
         self.unfinished_tasks += 1
         if not self._getters.wake_one(item):
             self._put(item)
+        elif self.maxsize > 0 and self._qsize() + self._reserved < self.maxsize:
+            # The item went straight to a getter, so the slot this put used (perhaps one a
+            # get reserved for us) is free again: a parked putter must not be left waiting.
+            if self._putters.wake_one():
+                self._reserved += 1
 
     def put_nowait(self, item: Any) -> None:
         """`put` without waiting: raises `Full` at once."""

@@ -92,6 +92,7 @@ def stats() -> dict[str, Any]:
             ticks=p.ticks,
             preemption_requests=p.requests,
             preemptions=p.preemptions,
+            call_preemptions=p.call_preemptions,
             stuck_preemptions=p.stuck_preemptions,
             retried_requests=p.retried,
         )

@@ -231,7 +231,27 @@ class Condition:
                 return False
             return self._waiters.park(timeout) is not TIMED_OUT
         finally:
-            self._acquire_restore(state)
+            self._reacquire(state)
+
+    def _reacquire(self, state: Any) -> None:
+        """Take the lock back after a wait, even if a kill or a `Timeout` arrives meanwhile.
+
+        The caller's ``with`` block (or ``finally: release()``) will release the lock, so
+        leaving here without it would release a lock another thread holds (a plain Lock)
+        or raise "cannot release un-acquired lock" (an RLock). Like the C RLock's
+        ``_acquire_restore``, this is not interruptible: an exception raised while we
+        wait for the lock is re-raised once we hold it again.
+        """
+        pending: Optional[BaseException] = None
+        while True:
+            try:
+                self._acquire_restore(state)
+                break
+            except BaseException as exc:  # the lock was passed on; queue for it again
+                if pending is None or not isinstance(exc, Exception):
+                    pending = exc  # a kill (not an Exception) outranks an earlier Timeout
+        if pending is not None:
+            raise pending
 
     def wait_for(self, predicate: Callable[[], T], timeout: Optional[float] = None) -> T:
         """Wait until ``predicate()`` is true or ``timeout``; returns the last predicate value."""
@@ -303,7 +323,9 @@ class Event:
             return False
         if self._waiters is None:
             self._waiters = _wait_queue("Event.wait()")
-        self._waiters.park(timeout)
+        # Woken by `set` means True even if `clear` ran before we did, as in threading.
+        if self._waiters.park(timeout) is not TIMED_OUT:
+            return True
         return self._flag
 
     def _at_fork_reinit(self) -> None:

@@ -80,10 +80,14 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._safepoints import CLEAN, SAFE_CALL, UNSAFE, classify, in_atomic_code, mark_root
+
 if TYPE_CHECKING:
     from ._hub import Hub
 
-__all__ = ["Preemptor", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config"]
+__all__ = [
+    "Preemptor", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config", "mark_root",
+]
 
 DEFAULT_SLICE_MS = 10.0
 #: A C call must be stuck at least this long before it is switched away from.
@@ -92,6 +96,8 @@ _STUCK_MIN_S = 0.010
 _MAX_RETRIES = 64
 
 _SWITCH_SIGNAL: Optional[int] = getattr(signal, "SIGRTMAX", None)
+_SWITCH = "switch"
+_RETRY = "retry"
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -155,44 +161,7 @@ def user_signal_handlers() -> bool:
     return False
 
 
-# -- safe points ----------------------------------------------------------------------------
-
-_CLEAN_OPS = frozenset(
-    op
-    for name, op in __import__("dis").opmap.items()
-    if name in ("RESUME", "JUMP_BACKWARD", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
-                "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE")
-)
-_IMPORT_FILES = frozenset(("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"))
-#: Code objects of greensched where a thread's own code begins (thread entry points).
-_ROOT_CODES: set[Any] = set()
-
-
-def mark_root(fn: Callable[..., Any]) -> None:
-    """Declare ``fn`` (a greensched function) an entry point that calls user code."""
-    _ROOT_CODES.add(fn.__code__)
-
-
-def _landing_is_clean(frame: FrameType) -> bool:
-    """Did the handler run between two bytecodes of ``frame`` (not inside a C call)?"""
-    code = frame.f_code.co_code
-    lasti = frame.f_lasti
-    return 0 <= lasti < len(code) and code[lasti] in _CLEAN_OPS
-
-
-def _in_atomic_code(frame: Optional[FrameType]) -> bool:
-    """Is greensched's own code or an import on the interrupted part of the stack?"""
-    while frame is not None:
-        code = frame.f_code
-        if code in _ROOT_CODES:
-            return False
-        if code.co_filename in _IMPORT_FILES:
-            return True
-        name = frame.f_globals.get("__name__")
-        if name is not None and (name == "greensched" or name.startswith("greensched.")):
-            return True
-        frame = frame.f_back
-    return False
+# -- retrying at the next check -------------------------------------------------------------
 
 
 def _make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
@@ -242,13 +211,16 @@ class Preemptor:
         self._stuck_frame: Optional[FrameType] = None  # ... its frame and instruction ...
         self._stuck_lasti = -1
         self._stuck_since = 0.0  # ... and since when
-        self._retries = 0
+        self._retries = 0  # retries since the last timer tick
+        self._retry_pending = False
         self._switch_requested = False
+        self._deciding = False
         # counters for stats()
         self.ticks = 0
         self.requests = 0
         self.preemptions = 0
         self.stuck_preemptions = 0
+        self.call_preemptions = 0
         self.retried = 0
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
@@ -331,44 +303,72 @@ class Preemptor:
     # -- the handlers ------------------------------------------------------------------------
 
     def _on_tick(self, signum: int, frame: Optional[FrameType]) -> Any:
-        """SIGALRM: decide whether to switch; the switch runs in `_on_switch`.
+        """SIGALRM: decide whether to switch (in `_decide`); the switch runs in `_on_switch`.
 
         A retry must be this function's very last call (``return _add_pending(...)``):
         the pending call re-trips SIGALRM at the next check, and any check still to
         come inside this handler would run it here, nested, instead of after the C
-        call that was interrupted.
+        call that was interrupted. A tick that arrives while `_decide` runs (it may
+        read bytecode for a while) is dropped; the request it would make stays
+        pending and the next tick sees it.
         """
+        if self._deciding:
+            return None
+        self._deciding = True
+        try:
+            action = self._decide(frame)
+        finally:
+            self._deciding = False
+        if action is _SWITCH:
+            return self._switch_now()
+        if action is _RETRY:
+            self._retry_pending = True
+            if _add_pending is None:
+                return signal.setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
+            return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
+        return None
+
+    def _decide(self, frame: Optional[FrameType]) -> Optional[str]:
+        """_SWITCH, _RETRY (at the next check) or None (wait for the next tick)."""
         hub = self._hub
         thread = hub.current
         if thread is None or frame is None or frame.f_code in _HANDLER_CODES:
             return None  # the hub is running, or a tick arrived inside our own handler
         self.ticks += 1
+        if self._retry_pending:
+            self._retry_pending = False
+        else:
+            self._retries = 0  # a timer tick: a fresh budget of retries
         if self._want_at != hub.switches:  # no request yet for this run of the thread
             now = time.monotonic()
             ran = now - hub.resumed_at
             if ran < self.slice and not (ran >= self._granularity and self._timer_due(now)):
                 if len(hub._threads) < 2 and not len(hub._timers):
-                    return self.disarm()  # alone: nothing to share the CPU with
+                    self.disarm()  # alone: nothing to share the CPU with
                 return None
             if not (hub._ready or hub._yielded or hub._netpoll.waiting or self._timer_due(now)):
                 return None  # nobody else could run: look again at the next tick
             self._want_at = hub.switches
-            self._retries = 0
             self.requests += 1
         if self._depth:
             self.deferred = True
             return None
-        if _landing_is_clean(frame):
+        landing = classify(frame)
+        if landing is CLEAN or landing is SAFE_CALL:
             if thread is self._stuck_thread:
                 self._stuck_thread = self._stuck_frame = None
-            if not _in_atomic_code(frame):
-                return self._switch_now()
+            if not in_atomic_code(frame):
+                if landing is SAFE_CALL:
+                    self.call_preemptions += 1
+                return _SWITCH
+        elif landing is UNSAFE:
+            pass  # a buffered file's C code may hold its lock: wait for the call to return
         elif (thread is self._stuck_thread and frame is self._stuck_frame
               and frame.f_lasti == self._stuck_lasti):
-            # Ambiguous again at the same CALL: stuck in one C call for long enough?
-            if time.monotonic() - self._stuck_since >= self._stuck_min and not _in_atomic_code(frame):
+            # Unknown again at the same place: stuck in one C call for long enough?
+            if time.monotonic() - self._stuck_since >= self._stuck_min and not in_atomic_code(frame):
                 self.stuck_preemptions += 1
-                return self._switch_now()
+                return _SWITCH
         else:
             self._stuck_thread = thread
             self._stuck_frame = frame
@@ -379,9 +379,7 @@ class Preemptor:
         self.retried += 1
         if self._retries > _MAX_RETRIES:
             return None  # a long straight run of C calls: wait for the next tick
-        if _add_pending is None:
-            return signal.setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
-        return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
+        return _RETRY
 
     def _timer_due(self, now: float) -> bool:
         deadline = self._hub._timers.next_deadline()
@@ -423,7 +421,7 @@ class Preemptor:
 #: Frames of these functions are the handlers themselves: a tick landing there is ignored.
 _HANDLER_CODES = frozenset(
     f.__code__
-    for f in (Preemptor._on_tick, Preemptor._timer_due, Preemptor._switch_now,
+    for f in (Preemptor._on_tick, Preemptor._decide, Preemptor._timer_due, Preemptor._switch_now,
               Preemptor._on_switch, Preemptor._do_switch, Preemptor._on_sigint)
 )
 

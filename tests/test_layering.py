@@ -1,0 +1,70 @@
+"""The architecture, checked: imports point one way, and only named modules touch greenlet/signal.
+
+DESIGN.md section 7: ``_core`` is self-contained; only ``_core/_thread.py`` and
+``_core/_hub.py`` import greenlet; only ``_core/_preempt.py`` imports signal; public
+modules import the core, never the reverse. Read from each module's source with
+`ast`, so a lazy import inside a function counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import greensched
+
+PACKAGE = Path(greensched.__file__).resolve().parent
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports, anywhere in the file."""
+    tree = ast.parse(path.read_text(), str(path))
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    package = ".".join(rel.parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def modules() -> dict[str, set[str]]:
+    return {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts): imports_of(p)
+        for p in PACKAGE.rglob("*.py")
+    }
+
+
+def test_core_imports_nothing_from_outside_core() -> None:
+    for name, imported in modules().items():
+        if name.startswith("greensched._core"):
+            outside = {m for m in imported if m.startswith("greensched") and not m.startswith("greensched._core")}
+            assert not outside, f"{name} imports {outside}"
+
+
+def test_only_thread_and_hub_import_greenlet() -> None:
+    users = {name for name, imported in modules().items() if any(m.split(".")[0] == "greenlet" for m in imported)}
+    assert users == {"greensched._core._thread", "greensched._core._hub"}
+
+
+def test_only_preempt_imports_signal() -> None:
+    users = {name for name, imported in modules().items() if "signal" in {m.split(".")[0] for m in imported}}
+    assert users == {"greensched._core._preempt"}
+
+
+def test_public_api_is_explicit() -> None:
+    """__all__ lists exactly the public names, each of which exists."""
+    assert sorted(greensched.__all__) == sorted(set(greensched.__all__))
+    for name in greensched.__all__:
+        assert hasattr(greensched, name), name
+    source = (PACKAGE / "__init__.py").read_text()
+    assert "import *" not in source

@@ -4,8 +4,9 @@
 current green thread if the block has not finished 2.5 s after it began. The
 exception is raised where the thread is: in whatever it is parked on (a lock, a
 queue, a sleep, a socket), or, if it was preempted while computing, at the point it
-was preempted. Code that never parks and is never preempted (alone, or with
-preemption off) sees the timeout at its next park.
+was preempted: a pending timeout keeps the preemption timer running, so even a
+thread that computes alone is interrupted once the time is up. With preemption
+off, code that never parks sees the timeout at its next park.
 
 Timeouts nest: each raises its own exception instance, which carries the
 `Timeout` that fired, so an outer timeout passes through an inner ``with`` block

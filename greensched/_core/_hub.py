@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional
 from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _preempt
-from ._errors import DeadlockError, HubError
+from ._errors import DeadlockError, GreenThreadExit, HubError
 from ._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from ._thread import _NOTHING, DONE, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
 from ._timers import TimerHandle, TimerHeap
@@ -132,6 +132,8 @@ class Hub:
         self._ready.append(thread)
         if self._polling:
             self._netpoll.wakeup()
+        elif self.preemptor is not None:
+            self.preemptor.maybe_arm()  # the spawner may compute on without parking
 
     def thread_finished(self, thread: GreenThread) -> None:
         """Called once by every thread as it ends."""
@@ -183,9 +185,11 @@ class Hub:
         returns it at once. Exceptions thrown in with `throw` are raised here.
         """
         thread = self.current_thread_for_park()
+        # The park number is consumed even by a park that returns at once: a wait
+        # queue may already hold an entry for it, which must never match a later park.
+        seq = thread._park_seq = thread._park_seq + 1
         if timeout is not None and timeout <= 0:
             return TIMED_OUT
-        seq = thread._park_seq = thread._park_seq + 1
         thread._state = PARKED
         thread._waiting_on = reason
         thread._resume_value = _NOTHING
@@ -223,7 +227,11 @@ class Hub:
         return TIMED_OUT if value is _NOTHING else value
 
     def throw(self, thread: GreenThread, exc: BaseException) -> bool:
-        """Raise ``exc`` in ``thread`` where it waits; False if it is not waiting or ready."""
+        """Raise ``exc`` in ``thread`` where it waits; False if it was not delivered.
+
+        Not delivered: the thread is running or done, or another exception is
+        already on its way to it (a kill is never replaced, and replaces others).
+        """
         state = thread._state
         if state is PARKED:
             thread._state = READY
@@ -236,9 +244,12 @@ class Hub:
             if thread._glet is None:  # it never ran: end it without running it
                 thread._killed = True
                 thread._finish()
-            else:
-                thread._resume_exc = exc
-            return True
+                return True
+            pending = thread._resume_exc
+            if pending is None or (isinstance(exc, GreenThreadExit)
+                                   and not isinstance(pending, GreenThreadExit)):
+                thread._resume_exc = exc  # a kill outranks anything pending, e.g. a Timeout
+                return True
         return False
 
     def yield_now(self) -> None:
@@ -262,9 +273,13 @@ class Hub:
             self.park(f"sleep({seconds!r})", seconds)
 
     def run(self) -> None:
-        """Park the caller until every other green thread has finished."""
-        thread = self.current_thread_for_park()
-        while len(self._threads) > 1 or (thread._ident not in self._threads and self._threads):
+        """Park the caller until every other green thread has finished.
+
+        Called from a thread other than main, that includes main, which finishes
+        only when the program does: call it from the main thread.
+        """
+        self.current_thread_for_park()
+        while len(self._threads) > 1:  # the caller is the one left
             self._all_done.park()
 
     def _at_exit(self) -> None:
@@ -312,7 +327,10 @@ class Hub:
 
     def call_later(self, delay: float, callback: Callable[[Any], None], arg: Any = None) -> TimerHandle:
         """Run ``callback(arg)`` in the hub after ``delay`` seconds; must not block."""
-        return self._timers.schedule(monotonic() + delay, callback, arg)
+        handle = self._timers.schedule(monotonic() + delay, callback, arg)
+        if self.preemptor is not None and self.current is not None:
+            self.preemptor.maybe_arm()  # so a thread computing alone still sees it fire
+        return handle
 
     def cancel_timer(self, handle: TimerHandle) -> None:
         """Cancel a `call_later`; harmless if it already fired."""
@@ -379,7 +397,7 @@ class Hub:
             try:
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
                 if preemptor is not None and ready:
-                    preemptor.threads_about_to_run()
+                    preemptor.maybe_arm()
                 for _ in range(len(ready)):
                     thread = ready.popleft()
                     if thread._state is not READY:

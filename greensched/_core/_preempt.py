@@ -253,8 +253,8 @@ class Preemptor:
 
     # -- arming: called by the hub ------------------------------------------------------
 
-    def threads_about_to_run(self) -> None:
-        """The hub is about to resume threads: tick if they compete for the CPU."""
+    def maybe_arm(self) -> None:
+        """Threads are about to run, or one was spawned, or a timer set: tick if they compete."""
         if self._armed or not self.enabled:
             return
         hub = self._hub

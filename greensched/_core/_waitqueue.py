@@ -49,16 +49,21 @@ class _TimedOut:
 #: Returned by `WaitQueue.park` (and `Hub.park`) when the timeout ran out.
 TIMED_OUT: Any = _TimedOut()
 
+# An entry is [thread, park number, state]; the state says who still counts it.
+_WAITING = "waiting"  # queued, its thread parked (or woken but not yet running)
+_STALE = "stale"  # queued, but its thread left by timeout or exception
+_POPPED = "popped"  # taken off the queue by wake_one
+
 
 class WaitQueue:
-    """FIFO of (thread, park number) entries; see the module docstring."""
+    """FIFO of [thread, park number, state] entries; see the module docstring."""
 
     __slots__ = ("_entries", "_stale", "_hub", "_reason", "_unclaimed")
 
     def __init__(
         self, hub: "Hub", reason: str, unclaimed: Optional[Callable[[Any], None]] = None
     ) -> None:
-        self._entries: deque[tuple["GreenThread", int]] = deque()
+        self._entries: deque[list[Any]] = deque()
         self._stale = 0
         self._hub = hub
         #: What a thread parked here waits on, for deadlock reports and stack dumps.
@@ -77,27 +82,30 @@ class WaitQueue:
         """Wait at the tail of the queue; see the module docstring."""
         hub = self._hub
         thread = hub.current_thread_for_park()
-        self._entries.append((thread, thread._park_seq + 1))
+        entry = [thread, thread._park_seq + 1, _WAITING]
+        self._entries.append(entry)
         try:
             value = hub.park(self._reason, timeout)
         except BaseException:
             handed = hub.take_dropped_value(thread)
             if handed is TIMED_OUT:
-                self._forget()
+                self._forget(entry)
             elif not self.wake_one(handed) and self._unclaimed is not None:
                 self._unclaimed(handed)
             raise
         if value is TIMED_OUT:
-            self._forget()
+            self._forget(entry)
         return value
 
-    def _forget(self) -> None:
-        """One entry went stale (its thread left by timeout or exception)."""
+    def _forget(self, entry: list[Any]) -> None:
+        """Our thread left without being woken: its entry, if still queued, is stale."""
+        if entry[2] is not _WAITING:
+            return  # already popped by wake_one, which found the thread gone
+        entry[2] = _STALE
         self._stale += 1
         entries = self._entries
         if self._stale > 32 and self._stale * 2 > len(entries):
-            live = [(t, seq) for t, seq in entries if t._park_seq == seq and t._is_parked()]
-            self._entries = deque(live)
+            self._entries = deque(e for e in entries if e[2] is _WAITING)
             self._stale = 0
 
     def wake_one(self, value: Any = True) -> bool:
@@ -105,10 +113,15 @@ class WaitQueue:
         entries = self._entries
         unpark = self._hub.unpark
         while entries:
-            thread, seq = entries.popleft()
-            if unpark(thread, seq, value):
+            entry = entries.popleft()
+            if entry[2] is _STALE:
+                self._stale -= 1
+                continue
+            entry[2] = _POPPED
+            if unpark(entry[0], entry[1], value):
                 return True
-            self._stale -= 1
+            # The thread already left (timed out or killed) and has not run yet to
+            # mark its entry stale; _POPPED tells its _forget that it is gone.
         return False
 
     def wake_all(self, value: Any = True) -> int:

@@ -260,3 +260,28 @@ def test_preemption_off_by_environment_means_no_timer_at_all() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0", "True"]
+
+
+def test_timeout_interrupts_a_thread_computing_alone(preemption_on: None) -> None:
+    """A pending Timeout keeps the timer on: a lone CPU-bound loop is interrupted."""
+    start = time.monotonic()
+    with pytest.raises(greensched.TimeoutExpired):
+        with greensched.Timeout(0.1):
+            while time.monotonic() - start < 10:
+                pass
+    assert time.monotonic() - start < 2.0
+
+
+def test_kill_interrupts_a_cpu_bound_thread(preemption_on: None) -> None:
+    """kill() reaches a thread that never parks: it is raised where it was preempted."""
+    running = Event()
+
+    def spin() -> None:
+        running.set()
+        while True:
+            pass
+
+    thread = spawn(spin)
+    running.wait()
+    thread.kill(timeout=5)
+    assert thread.done()

@@ -13,6 +13,7 @@ the hub of another OS thread is an error that says so.
 
 from __future__ import annotations
 
+import _thread
 from time import monotonic
 from typing import Any, Callable, Optional, TypeVar
 
@@ -28,16 +29,29 @@ T = TypeVar("T")
 _HANDOFF: Any = object()
 
 
+def _stdlib_message(bad_call: Callable[[], Any]) -> str:
+    """The message the running Python's own lock gives for a bad call (it varies by version)."""
+    try:
+        bad_call()
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError("the stdlib accepted a call it should refuse")  # pragma: no cover
+
+
+_NON_BLOCKING_TIMEOUT = _stdlib_message(lambda: _thread.allocate_lock().acquire(False, 1))
+_NEGATIVE_TIMEOUT = _stdlib_message(lambda: _thread.allocate_lock().acquire(True, -2))
+
+
 def _lock_timeout(blocking: bool, timeout: float) -> Optional[float]:
     """Check `threading.Lock.acquire` arguments; return the park timeout (None: forever)."""
     if not blocking:
         if timeout != -1:
-            raise ValueError("can't specify a timeout for a non-blocking call")
+            raise ValueError(_NON_BLOCKING_TIMEOUT)
         return 0.0
     if timeout == -1:
         return None
     if timeout < 0:
-        raise ValueError("timeout value must be positive")
+        raise ValueError(_NEGATIVE_TIMEOUT)
     return float(timeout)
 
 

@@ -51,7 +51,7 @@ _CLEAN_OPS = frozenset(
                  "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE")
     if name in dis.opmap
 )
-_CALL_OPS = frozenset(dis.opmap[name] for name in ("CALL", "PRECALL") if name in dis.opmap)
+_CALL_OPS = frozenset(dis.opmap[name] for name in ("CALL", "PRECALL", "CALL_KW") if name in dis.opmap)
 #: The call's own prefix instructions, skipped when looking for its callee.
 _CALL_PREFIX = frozenset(("PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG"))
 #: Instructions whose argument names the object they load.
@@ -123,6 +123,8 @@ def callee_name(code: CodeType, offset: int) -> Optional[str]:
         if at >= len(instrs) or instrs[at].opname != "CALL":
             return None
     argc = instrs[at].arg or 0
+    if instrs[at].opname == "CALL_KW":  # 3.13: the keyword names tuple is on the stack too
+        argc += 1
     j = at - 1
     while j >= 0 and instrs[j].opname in _CALL_PREFIX:
         j -= 1
@@ -130,6 +132,9 @@ def callee_name(code: CodeType, offset: int) -> Optional[str]:
     while j >= 0:
         ins = instrs[j]
         if produced >= argc:  # the arguments are all accounted for: this loaded the callee
+            if ins.opname == "PUSH_NULL":  # 3.13 pushes the NULL between callee and arguments
+                j -= 1
+                continue
             if ins.opname in _NAME_LOADS and isinstance(ins.argval, str):
                 return ins.argval
             return None

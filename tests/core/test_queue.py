@@ -38,64 +38,53 @@ def assert_waited(elapsed: float, timeout: float) -> None:
 
 
 def make(cls: Any, maxsize: int = 0) -> Any:
-    return cls() if cls in (SimpleQueue, stdlib_queue.SimpleQueue) else cls(maxsize)
+    return cls() if cls is SimpleQueue else cls(maxsize)
 
 
 # -- same answers as the stdlib for everything that does not wait ----------------------------------
 
 
-def _bounded_calls(m: Any, name: str) -> list[Any]:
-    q = getattr(m, name)(2)
+def _calls(q: Any) -> list[Any]:
     out = [q.empty(), q.full(), q.qsize(), q.put(3), q.put_nowait(1), q.full(), q.qsize()]
     out += [q.get(), q.empty(), q.put(2, True, 0), q.get_nowait(), q.get(False), q.empty()]
     return out + [q.task_done() for _ in range(3)] + [q.unfinished_tasks, q.join()]
 
 
-def _unbounded_calls(m: Any, name: str, maxsize: int) -> list[Any]:
-    q = getattr(m, name)(maxsize)
+def _fill(q: Any) -> list[Any]:
     for i in range(100):
         q.put_nowait(i)
     return [q.full(), q.qsize(), q.get(), q.get(timeout=0)]
 
 
-def _simple_calls(m: Any) -> list[Any]:
-    q = m.SimpleQueue()
+#: name -> (maxsize, call on a fresh queue); none of them waits.
+CASES: dict[str, tuple[int, Callable[[Any], Any]]] = {
+    "a sequence of calls": (2, _calls),
+    "maxsize 0 is unbounded": (0, _fill),
+    "maxsize -3 is unbounded": (-3, _fill),
+    "get(timeout=-1)": (0, lambda q: q.get(timeout=-1)),
+    "get(False, -1) on empty": (0, lambda q: q.get(False, -1)),
+    "get_nowait() on empty": (0, lambda q: q.get_nowait()),
+    "get(timeout=0) on empty": (0, lambda q: q.get(timeout=0)),
+    "put(timeout=-1) on full": (1, lambda q: (q.put(1), q.put(2, timeout=-1))),
+    "put(False, -1) on full": (1, lambda q: (q.put(1), q.put(2, False, -1))),
+    "put_nowait() on full": (1, lambda q: (q.put(1), q.put_nowait(2))),
+    "put(timeout=0) on full": (1, lambda q: (q.put(1), q.put(2, timeout=0))),
+    "task_done() too often": (0, lambda q: (q.put(1), q.task_done(), q.task_done())),
+}
+
+
+def _simple_calls(q: Any) -> list[Any]:
     out = [q.empty(), q.qsize(), q.put(1), q.put(2, False), q.put(3, True, -1), q.put_nowait(4)]
     return out + [q.qsize(), q.get(), q.get(False), q.get(True, 0), q.get_nowait(), q.empty()]
 
 
-def _raises(m: Any, name: str, maxsize: int, call: Callable[[Any], Any]) -> Any:
-    return call(make(getattr(m, name), maxsize))
-
-
-PARITY: dict[str, Callable[[Any], Any]] = {}
-for _name in ("Queue", "LifoQueue", "PriorityQueue"):
-    PARITY.update({
-        f"{_name} calls": lambda m, n=_name: _bounded_calls(m, n),
-        f"{_name}(0) is unbounded": lambda m, n=_name: _unbounded_calls(m, n, 0),
-        f"{_name}(-3) is unbounded": lambda m, n=_name: _unbounded_calls(m, n, -3),
-        f"{_name}.get(timeout=-1)": lambda m, n=_name: _raises(m, n, 0, lambda q: q.get(timeout=-1)),
-        f"{_name}.get(False, -1)": lambda m, n=_name: _raises(m, n, 0, lambda q: q.get(False, -1)),
-        f"{_name}.get_nowait() empty": lambda m, n=_name: _raises(m, n, 0, lambda q: q.get_nowait()),
-        f"{_name}.get(timeout=0) empty": lambda m, n=_name: _raises(m, n, 0, lambda q: q.get(timeout=0)),
-        f"{_name}.put(timeout=-1)":
-            lambda m, n=_name: _raises(m, n, 1, lambda q: (q.put(1), q.put(2, timeout=-1))),
-        f"{_name}.put(False, -1) full":
-            lambda m, n=_name: _raises(m, n, 1, lambda q: (q.put(1), q.put(2, False, -1))),
-        f"{_name}.put_nowait() full":
-            lambda m, n=_name: _raises(m, n, 1, lambda q: (q.put(1), q.put_nowait(2))),
-        f"{_name}.put(timeout=0) full":
-            lambda m, n=_name: _raises(m, n, 1, lambda q: (q.put(1), q.put(2, timeout=0))),
-        f"{_name}.task_done() too often":
-            lambda m, n=_name: _raises(m, n, 0, lambda q: (q.put(1), q.task_done(), q.task_done())),
-    })
-PARITY.update({
-    "SimpleQueue calls": _simple_calls,
-    "SimpleQueue.get(timeout=-1)": lambda m: m.SimpleQueue().get(timeout=-1),
-    "SimpleQueue.get(False, -1)": lambda m: m.SimpleQueue().get(False, -1),
-    "SimpleQueue.get_nowait() empty": lambda m: m.SimpleQueue().get_nowait(),
-    "SimpleQueue.get(timeout=0) empty": lambda m: m.SimpleQueue().get(timeout=0),
-})
+SIMPLE_CASES: dict[str, Callable[[Any], Any]] = {
+    "a sequence of calls": _simple_calls,
+    "get(timeout=-1)": lambda q: q.get(timeout=-1),
+    "get(False, -1) on empty": lambda q: q.get(False, -1),
+    "get_nowait() on empty": lambda q: q.get_nowait(),
+    "get(timeout=0) on empty": lambda q: q.get(timeout=0),
+}
 
 
 def outcome(fn: Callable[[], Any]) -> tuple[Any, Any]:
@@ -105,10 +94,20 @@ def outcome(fn: Callable[[], Any]) -> tuple[Any, Any]:
         return (type(exc), str(exc))
 
 
-@pytest.mark.parametrize("case", list(PARITY))
-def test_non_waiting_behaviour_matches_stdlib(case: str) -> None:
+@pytest.mark.parametrize("name", ["Queue", "LifoQueue", "PriorityQueue"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_non_waiting_behaviour_matches_stdlib(name: str, case: str) -> None:
     """Return values, exception classes (the stdlib's own Empty/Full) and messages match."""
-    assert outcome(lambda: PARITY[case](greensched)) == outcome(lambda: PARITY[case](stdlib_queue))
+    maxsize, call = CASES[case]
+    ours = outcome(lambda: call(getattr(greensched, name)(maxsize)))
+    assert ours == outcome(lambda: call(getattr(stdlib_queue, name)(maxsize)))
+
+
+@pytest.mark.parametrize("case", list(SIMPLE_CASES))
+def test_simple_queue_non_waiting_behaviour_matches_stdlib(case: str) -> None:
+    """The same for SimpleQueue (whose put never blocks, whatever its arguments)."""
+    call = SIMPLE_CASES[case]
+    assert outcome(lambda: call(SimpleQueue())) == outcome(lambda: call(stdlib_queue.SimpleQueue()))
 
 
 def test_empty_and_full_are_the_stdlib_classes() -> None:

@@ -131,6 +131,30 @@ def test_timeout_caught_inside_the_block_lets_it_continue() -> None:
     assert after == "continued" and t.expired and timers() == start
 
 
+def test_timeout_in_condition_wait_raises_only_with_the_lock_held_again() -> None:
+    """A Timeout that fires in Condition.wait() is raised once the waiter has re-taken
+    the lock (as threading does), so its ``with`` block releases a lock it holds."""
+    lock = Lock()
+    cond = Condition(lock)
+    fired = []
+
+    def waiter() -> None:
+        try:
+            with Timeout(0.05) as t:
+                with cond:
+                    cond.wait()
+        except TimeoutExpired as exc:
+            fired.append(exc.timeout is t)
+
+    w = spawn(waiter)
+    wait_parked(w)
+    with cond:
+        greensched.sleep(0.15)  # the waiter's Timeout (0.05 s) falls due meanwhile
+        assert not w.done() and fired == []  # it waits for the lock we hold
+    w.join()
+    assert fired == [True] and not lock.locked()
+
+
 def test_timeout_only_affects_its_own_thread() -> None:
     """A Timeout in one green thread does not disturb another thread's wait."""
     ev = Event()
@@ -150,13 +174,14 @@ def test_timeout_only_affects_its_own_thread() -> None:
     assert other.result() is True
 
 
-def test_timeout_interrupts_a_cpu_bound_loop_when_preempted() -> None:
-    """With another thread competing, a spinning thread is preempted and the Timeout
-    is raised where it was preempted."""
+@pytest.mark.parametrize("rival", [False, True], ids=["alone", "with-rival"])
+def test_timeout_interrupts_a_cpu_bound_loop(rival: bool) -> None:
+    """A spinning thread, alone or competing with another, is preempted once the time is
+    up and the Timeout is raised where it was preempted."""
     if not greensched.get_preemption()[0]:
         pytest.skip("preemption is off")
     stop = Event()
-    rival = spawn(lambda: [None for _ in iter(stop.is_set, True)])
+    other = spawn(lambda: [None for _ in iter(stop.is_set, True)]) if rival else None
     t0 = time.monotonic()
     spins = 0
     try:
@@ -166,7 +191,8 @@ def test_timeout_interrupts_a_cpu_bound_loop_when_preempted() -> None:
                     spins += 1
     finally:
         stop.set()
-        rival.join()
+        if other is not None:
+            other.join()
     assert spins > 0
     assert_waited(time.monotonic() - t0, 0.1)
 
@@ -272,8 +298,9 @@ def test_nested_outer_shorter_passes_through_the_inner_block() -> None:
 # -- argument checks -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (-0.001, ValueError), (math.nan, ValueError),
-                                      ("x", TypeError), (object(), TypeError), ([1], TypeError)])
+@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (-0.001, ValueError),
+                                      (math.nan, ValueError), ("x", TypeError),
+                                      (object(), TypeError), ([1], TypeError)])
 def test_bad_seconds_are_rejected(bad: Any, exc: type[Exception]) -> None:
     """Negative/NaN seconds are a ValueError, a non-number a TypeError."""
     with pytest.raises(exc, match="Timeout seconds"):
@@ -294,6 +321,34 @@ def test_a_timeout_cannot_be_entered_while_active() -> None:
         with pytest.raises(RuntimeError, match="entered twice"):
             t.__enter__()
     assert not t.expired
+
+
+# -- many waits timing out at once (regression: WaitQueue._forget once over-counted stale entries)
+
+
+@pytest.mark.parametrize("n_timed_out", [40, 100])
+def test_condition_repr_counts_waiters_after_mass_timeout(n_timed_out: int) -> None:
+    """After many waiters time out together, the waiter count (shown in repr) stays right."""
+    cond = Condition(Lock())
+
+    def waiter(timeout: Any) -> None:
+        with cond:
+            cond.wait(timeout)
+
+    timed = [spawn(waiter, 0.05) for _ in range(n_timed_out)]
+    live = [spawn(waiter, None) for _ in range(2)]
+    wait_parked(*timed, *live)
+    with hub_stalled(0.15):
+        pass  # every 0.05 s wait falls due in the same hub pass
+    for t in timed:
+        t.join()
+    try:
+        assert repr(cond).endswith(", 2)>"), repr(cond)
+    finally:
+        with cond:
+            cond.notify_all()
+        for t in live:
+            t.join()
 
 
 # -- nothing lost when a Timeout hits a waiter that was just handed something ---------------------
@@ -333,7 +388,8 @@ def test_value_handed_to_a_waiter_whose_timeout_fires_first_is_not_lost(kind: st
 
 
 def test_kill_is_not_lost_when_a_timeout_fires_before_the_thread_runs() -> None:
-    """A thread killed while parked must die even if its Timeout falls due in the same pass."""
+    """A thread killed while parked must die even if its Timeout falls due in the same pass
+    (regression: Hub.throw once let the Timeout replace the pending kill)."""
     lock = Lock()
     lock.acquire()
     attempts = []

@@ -35,6 +35,16 @@ def _check_timeout(block: bool, timeout: Optional[float]) -> Optional[float]:
     return timeout
 
 
+def _wait_for_item(getters: WaitQueue, block: bool, timeout: Optional[float]) -> Any:
+    """Park an empty queue's getter until a put hands it an item; `Empty` if none comes."""
+    if not block or (timeout is not None and timeout <= 0):
+        raise Empty
+    item = getters.park(timeout)
+    if item is TIMED_OUT:
+        raise Empty
+    return item
+
+
 class Queue:
     """A green FIFO `queue.Queue`; ``maxsize <= 0`` means unbounded."""
 
@@ -113,12 +123,7 @@ class Queue:
             if self.maxsize > 0 and self._putters.wake_one():
                 self._reserved += 1
             return item
-        if not block or (timeout is not None and timeout <= 0):
-            raise Empty
-        item = self._getters.park(timeout)
-        if item is TIMED_OUT:
-            raise Empty
-        return item
+        return _wait_for_item(self._getters, block, timeout)
 
     def get_nowait(self) -> Any:
         """`get` without waiting: raises `Empty` at once."""
@@ -146,14 +151,18 @@ class Queue:
         self._reserved -= 1
 
 
-class LifoQueue(Queue):
-    """A green `queue.LifoQueue`: the most recently put item comes out first."""
+class _ListQueue(Queue):
+    """Storage in a plain list, for the two orders that are not FIFO."""
 
     def _init(self, maxsize: int) -> None:
         self.queue = []
 
     def _qsize(self) -> int:
         return len(self.queue)
+
+
+class LifoQueue(_ListQueue):
+    """A green `queue.LifoQueue`: the most recently put item comes out first."""
 
     def _put(self, item: Any) -> None:
         self.queue.append(item)
@@ -162,14 +171,8 @@ class LifoQueue(Queue):
         return self.queue.pop()
 
 
-class PriorityQueue(Queue):
+class PriorityQueue(_ListQueue):
     """A green `queue.PriorityQueue`: the lowest item comes out first."""
-
-    def _init(self, maxsize: int) -> None:
-        self.queue = []
-
-    def _qsize(self) -> int:
-        return len(self.queue)
 
     def _put(self, item: Any) -> None:
         heapq.heappush(self.queue, item)
@@ -199,12 +202,7 @@ class SimpleQueue:
         _check_timeout(block, timeout)
         if self._queue:
             return self._queue.popleft()
-        if not block or (timeout is not None and timeout <= 0):
-            raise Empty
-        item = self._getters.park(timeout)
-        if item is TIMED_OUT:
-            raise Empty
-        return item
+        return _wait_for_item(self._getters, block, timeout)
 
     def get_nowait(self) -> Any:
         """`get` without waiting: raises `Empty` at once."""

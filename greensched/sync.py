@@ -17,6 +17,7 @@ import _thread
 from time import monotonic
 from typing import Any, Callable, Optional, TypeVar
 
+from ._core._errors import DeadlockError
 from ._core._hub import get_hub
 from ._core._thread import GreenThread
 from ._core._waitqueue import TIMED_OUT, WaitQueue
@@ -261,6 +262,8 @@ class Condition:
             try:
                 self._acquire_restore(state)
                 break
+            except DeadlockError:
+                raise  # the lock will never come back: waiting again would only repeat this
             except BaseException as exc:  # the lock was passed on; queue for it again
                 if pending is None or not isinstance(exc, Exception):
                     pending = exc  # a kill (not an Exception) outranks an earlier Timeout

@@ -1,40 +1,46 @@
 """Preemption: a timer asks for a switch; the switch happens only at a safe point.
 
-This is the only module that touches `signal`. It arms an interval timer
-(``setitimer(ITIMER_REAL)``, SIGALRM, one slice = 10 ms by default) while green
-threads run and others exist, and disarms it before the hub sleeps. The SIGALRM
-handler only *decides*; the switch itself runs from a second handler (SIGRTMAX, the
-highest-numbered signal) so that every other pending signal handler runs first.
+This is the only module that touches `signal`. While green threads compete, an
+interval timer (``setitimer(ITIMER_REAL)``, SIGALRM) ticks twice per slice (10 ms by
+default). The SIGALRM handler only *decides*; the switch itself runs from a second
+handler, on SIGRTMAX, the highest-numbered signal, so that every other pending
+handler runs first.
+
+When a thread is asked to yield
+-------------------------------
+* it has run a whole slice since the hub resumed it, and another thread is ready
+  (or a timer is due, or fds are watched: the hub must look at them); or
+* it has run a fifth of a slice and a sleeper's timer has fallen due (wake-up
+  preemption: a 5 ms ticker beside a CPU hog is late by a tick, not a slice).
 
 Kinds of safe point
 -------------------
-A Python-level signal handler runs wherever CPython checks for signals. Only some
-of those places are safe to leave for another green thread:
+The handler is told the innermost Python frame; `_safepoints.classify` reads its
+current instruction:
 
-1. **A loop's back-edge or a function's entry** (the interrupted frame stands on
-   JUMP_BACKWARD, POP_JUMP_BACKWARD_IF_*, or RESUME). CPython ran the handler from
-   its eval loop between two bytecodes of that frame; no C function of that frame
-   is half-way through. This is where almost every switch of a CPU-bound thread
-   happens (994 of 1,000 ticks in a pure-Python loop land on a back-edge).
-2. **A C call that has been blocked for a whole slice** (the frame stands on the
-   same CALL at two ticks in a row, with at least ``max(2 slices, 10 ms)`` between
-   them, and no clean landing in between). This is an unpatched blocking call:
-   ``time.sleep``, ``Lock.acquire``, ``select``, a socket call, each retrying its
-   syscall after EINTR (PEP 475). They hold nothing but their C stack, which the
-   greenlet saves, so the others run and the call resumes with its remaining
-   timeout when the thread is resumed. Degraded, never frozen.
+1. **A loop's back-edge or a function's entry** (JUMP_BACKWARD, RESUME...): the eval
+   loop checked between two bytecodes. The most common landing of a CPU-bound loop.
+2. **A call whose callee holds no per-object state**, named in the bytecode that
+   loaded it: ``time.monotonic()``, a ``hashlib`` update, and the unpatched blocking
+   calls that retry their syscall after EINTR (PEP 475): ``time.sleep``,
+   ``lock.acquire``, ``select``, socket calls. Whether the callee has returned or is
+   still blocked in its C code, it holds nothing but its C stack, which the greenlet
+   saves: the others run and the call resumes later with its remaining timeout.
+3. **A place the handler has seen the same thread stuck in for a whole slice**
+   (``max(slice, 10 ms)``) when the bytecode did not name the callee: a blocking call
+   we could not identify. Switching there beats freezing everyone.
 
-Everything else is *ambiguous*: the frame stands on a CALL (or another instruction
-that calls C code) and the handler may be running after the callee returned (safe)
-or from inside it, e.g. from ``_io``'s buffered writer, which checks for signals
-after each raw write *while holding the buffer's lock*: switching there and letting
-another green thread print to the same stream raises ``RuntimeError: reentrant
-call``. An ambiguous request is **retried at the next check, never dropped**: the
-handler's last act queues a pending call (``Py_AddPendingCall``) whose C function
-re-trips SIGALRM. Pending calls run only from the eval loop, and after the signal
-handlers of the same check, so the retry fires at the next check *after* the C
-call has returned, normally the loop's back-edge a few bytecodes later. A loop of
-C calls (printing, hashing a large buffer) is thus switched at its back-edge.
+Anywhere else the request is **retried at the next check, never dropped**. Not safe:
+a call into a buffered file (``print``, ``write``, ``flush``...), whose C code checks
+for signals after each raw write *while holding the buffer's lock*; switching there
+and letting another thread print to the same stream raises ``RuntimeError:
+reentrant call`` (150,000 times a second in a two-thread print loop at a 5 ms slice,
+when it was tried). The retry is the handler's last act: it queues a pending call
+(``Py_AddPendingCall``) whose C function re-trips SIGALRM. The pending call runs at
+the handler's own next check, *after* that check has run the signal handlers, so
+the trip survives the handler and fires at the next check of the interrupted code,
+normally just past the call, a few bytecodes later. A print loop is thus switched at
+its back-edge. At most 64 retries follow one tick; then the next tick tries afresh.
 
 Never preempted
 ---------------
@@ -48,23 +54,29 @@ Never preempted
   re-enter the lock and see a half-initialised module. The request waits until the
   import is done (a long-running module body is not preempted: avoid them);
 * a thread inside a long C call that never checks for signals (a huge regex, a big
-  hash update, numpy): CPython runs no Python code until it returns. Use
-  ``to_thread()`` for those.
+  hash update, numpy): CPython runs no Python code until it returns.
 
 Things that don't work, and why we don't do them
 ------------------------------------------------
 * Switching in the SIGALRM handler itself: pending handlers run in ascending signal
   order in one pass, so SIGTERM (15), SIGCHLD (17), SIGWINCH (28) would wait until
-  the preempted thread runs again.
+  the preempted thread runs again. ``interrupt_main(SIGRTMAX)`` instead makes the
+  handler's own next check run a nested pass over every pending handler, in order,
+  with ours last.
 * Re-tripping SIGALRM directly from the handler (``raise_signal``, ``interrupt_main``):
   the handler's own bytecodes check for signals, so it re-enters at once.
+* Switching from a Python pending call: CPython runs one pending call at a time,
+  and a switched-away call would hold that guard until its thread resumed,
+  blocking every other preemption meanwhile. Our pending call is pure C.
 * ``sys.settrace`` to stop at the next opcode: switching greenlets from a trace
   function leaves tracing suppressed elsewhere on 3.11, and debuggers and coverage
   own ``settrace``.
-* Treating every CALL landing as unsafe and simply waiting for the next tick: a
-  loop dominated by C calls is then almost never preempted.
+* Treating every CALL landing as unsafe: a loop dominated by C calls (printing,
+  hashing, polling ``time.monotonic()``) then lands on a CALL at every check and is
+  never preempted.
 * Ticking while idle: every tick interrupts blocking syscalls with EINTR, and some C
-  extensions do not retry. The timer runs only while there is competition.
+  extensions do not retry. The timer runs only while there is competition, stops
+  before the hub sleeps, and stops at exit.
 
 Only the main OS thread runs Python signal handlers, so only its hub is preemptive.
 SIGALRM belongs to greensched while preemption is on (``signal.alarm`` and

@@ -486,3 +486,23 @@ def test_event_set_then_clear_still_wakes_waiters_with_true() -> None:
     ev.clear()
     assert [t.result() for t in threads] == [True, True]
     assert not ev.is_set()
+
+
+def test_deadlock_while_reacquiring_after_condition_wait_is_raised_not_retried() -> None:
+    """Main re-taking a Condition's lock that a parked thread holds forever: DeadlockError once."""
+    cond = Condition(Lock())
+    never = Event()
+
+    def holder() -> None:
+        with cond:
+            cond.notify()
+            never.wait()  # keeps the lock and never lets go
+
+    threads = []
+    with pytest.raises(greensched.DeadlockError):
+        with cond:
+            threads.append(spawn(holder))
+            cond.wait()  # released; the holder takes the lock, notifies, then parks forever
+    # The holder still waits on `never`; let it go so the test leaves nothing behind.
+    never.set()
+    threads[0].join()

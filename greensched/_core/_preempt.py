@@ -352,11 +352,12 @@ class Preemptor:
         else:
             self._retries = 0  # a timer tick: a fresh budget of retries
         if self._want_at != hub.switches:  # no request yet for this run of the thread
+            if len(hub._threads) < 2 and not len(hub._timers):
+                self.disarm()  # alone: nothing to share the CPU with
+                return None
             now = time.monotonic()
             ran = now - hub.resumed_at
             if ran < self.slice and not (ran >= self._granularity and self._timer_due(now)):
-                if len(hub._threads) < 2 and not len(hub._timers):
-                    self.disarm()  # alone: nothing to share the CPU with
                 return None
             if not (hub._ready or hub._yielded or hub._netpoll.waiting or self._timer_due(now)):
                 return None  # nobody else could run: look again at the next tick

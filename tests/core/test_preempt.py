@@ -169,7 +169,7 @@ def test_no_ticks_while_idle_or_alone(preemption_on: None) -> None:
     greensched._core._hub.get_hub().call_later(0.1, lambda _: timer_states.append(signal.getitimer(signal.ITIMER_REAL)))
     greensched.sleep(0.2)  # main and sleeper both parked: the hub waits in select
     assert timer_states == [(0.0, 0.0)]
-    assert greensched.stats()["ticks"] - ticks <= 1
+    assert greensched.stats()["ticks"] - ticks <= 3  # 40 if it ticked while idle
     sleeper.join()
     end = time.monotonic() + 0.2
     while time.monotonic() < end:  # alone: at most a tick or two before it disarms

@@ -92,7 +92,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._safepoints import CLEAN, SAFE_CALL, UNSAFE, classify, in_atomic_code, mark_root
+from ._safepoints import CLEAN, IMPORT, SAFE_CALL, UNSAFE, atomic_reason, classify, mark_root
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -370,16 +370,19 @@ class Preemptor:
         if landing is CLEAN or landing is SAFE_CALL:
             if thread is self._stuck_thread:
                 self._stuck_thread = self._stuck_frame = None
-            if not in_atomic_code(frame):
+            reason = atomic_reason(frame)
+            if reason is None:
                 if landing is SAFE_CALL:
                     self.call_preemptions += 1
                 return _SWITCH
+            if reason is IMPORT:
+                return None  # an import may take a while: look again at the next tick
         elif landing is UNSAFE:
             pass  # a buffered file's C code may hold its lock: wait for the call to return
         elif (thread is self._stuck_thread and frame is self._stuck_frame
               and frame.f_lasti == self._stuck_lasti):
             # Unknown again at the same place: stuck in one C call for long enough?
-            if time.monotonic() - self._stuck_since >= self._stuck_min and not in_atomic_code(frame):
+            if time.monotonic() - self._stuck_since >= self._stuck_min and atomic_reason(frame) is None:
                 self.stuck_preemptions += 1
                 return _SWITCH
         else:

@@ -28,8 +28,8 @@ whose instruction names this module looks up by name, not number):
   jumps in them). Treated like unsafe, except that a thread seen stuck in the same
   unknown place for a whole slice is switched anyway (see `_preempt`).
 
-Separately, `in_atomic_code` answers whether greensched's own code or an import
-is on the interrupted part of the stack: those are never preempted.
+Separately, `atomic_reason` answers whether greensched's own code or an import is
+on the interrupted part of the stack: those are never preempted.
 """
 
 from __future__ import annotations
@@ -38,12 +38,17 @@ import dis
 from types import CodeType, FrameType
 from typing import Any, Callable, Optional
 
-__all__ = ["CLEAN", "SAFE_CALL", "UNSAFE", "UNKNOWN", "classify", "in_atomic_code", "mark_root"]
+__all__ = [
+    "CLEAN", "SAFE_CALL", "UNSAFE", "UNKNOWN", "RUNTIME", "IMPORT", "classify", "atomic_reason",
+    "mark_root",
+]
 
 CLEAN = "clean"
 SAFE_CALL = "safe-call"
 UNSAFE = "unsafe"
 UNKNOWN = "unknown"
+RUNTIME = "runtime"
+IMPORT = "import"
 
 _CLEAN_OPS = frozenset(
     dis.opmap[name]
@@ -148,16 +153,20 @@ def callee_name(code: CodeType, offset: int) -> Optional[str]:
     return None
 
 
-def in_atomic_code(frame: Optional[FrameType]) -> bool:
-    """Is greensched's own code or an import on the interrupted part of the stack?"""
+def atomic_reason(frame: Optional[FrameType]) -> Optional[str]:
+    """Why the interrupted stack must not be preempted now, or None if it may be.
+
+    RUNTIME: greensched's own code is on it (short: worth retrying at the next
+    check). IMPORT: an import is in progress (may be long: wait for the next tick).
+    """
     while frame is not None:
         code = frame.f_code
         if code in _ROOT_CODES:
-            return False
+            return None
         if code.co_filename in _IMPORT_FILES:
-            return True
+            return IMPORT
         name = frame.f_globals.get("__name__")
         if name is not None and (name == "greensched" or name.startswith("greensched.")):
-            return True
+            return RUNTIME
         frame = frame.f_back
-    return False
+    return None

@@ -49,6 +49,7 @@ class Timeout:
         self.expired = False
         self._thread: Optional[GreenThread] = None
         self._handle: Optional[TimerHandle] = None
+        self._exc: Optional[TimeoutExpired] = None
 
     def __enter__(self) -> "Timeout":
         if self._thread is not None:
@@ -63,8 +64,10 @@ class Timeout:
         """Runs in the hub when the time is up."""
         self._handle = None
         thread = self._thread
-        if thread is not None and get_hub().throw(thread, TimeoutExpired(self)):
+        exc = TimeoutExpired(self)
+        if thread is not None and get_hub().throw(thread, exc):
             self.expired = True
+            self._exc = exc
 
     def __exit__(
         self,
@@ -75,6 +78,10 @@ class Timeout:
         if self._handle is not None:
             get_hub().cancel_timer(self._handle)
             self._handle = None
+        if self._exc is not None and self._thread is not None and exc is not self._exc:
+            # It fired but the block ended before the exception could be raised in it
+            # (it was held back, see _preempt): it must not surface after the block.
+            get_hub().withdraw(self._thread, self._exc)
         self._thread = None
 
     def __repr__(self) -> str:

@@ -185,6 +185,8 @@ class Hub:
         returns it at once. Exceptions thrown in with `throw` are raised here.
         """
         thread = self.current_thread_for_park()
+        if thread._held_exc is not None:
+            self._raise_held(thread)
         # The park number is consumed even by a park that returns at once: a wait
         # queue may already hold an entry for it, which must never match a later park.
         seq = thread._park_seq = thread._park_seq + 1
@@ -205,6 +207,22 @@ class Hub:
         value = thread._resume_value
         thread._resume_value = _NOTHING
         return value
+
+    @staticmethod
+    def withdraw(thread: GreenThread, exc: BaseException) -> None:
+        """Forget ``exc`` if it is still on its way to ``thread`` (it no longer applies)."""
+        if thread._held_exc is not None and thread._held_exc[0] is exc:
+            thread._held_exc = None
+        if thread._resume_exc is exc:
+            thread._resume_exc = None
+
+    @staticmethod
+    def _raise_held(thread: GreenThread) -> None:
+        """A kill or Timeout preemption held back (see _preempt) is raised at the next wait."""
+        held = thread._held_exc
+        thread._held_exc = None
+        if held is not None:
+            raise held[0]
 
     def _park_timed_out(self, arg: tuple[GreenThread, int]) -> None:
         self.unpark(arg[0], arg[1], TIMED_OUT)
@@ -259,6 +277,8 @@ class Hub:
         timer or fd is due: a preempted CPU hog does not jump ahead of a sleeper.
         """
         thread = self.current_thread_for_park()
+        if thread._held_exc is not None:
+            self._raise_held(thread)
         thread._state = READY
         self._yielded.append(thread)
         self._glet.switch()

@@ -92,7 +92,9 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._safepoints import CLEAN, IMPORT, SAFE_CALL, UNSAFE, atomic_reason, classify, mark_root
+from ._safepoints import (
+    CLEAN, IMPORT, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
+)
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -106,6 +108,8 @@ DEFAULT_SLICE_MS = 10.0
 _STUCK_MIN_S = 0.010
 #: Back-to-back retries allowed before waiting for the next tick instead.
 _MAX_RETRIES = 64
+#: A held-back exception is raised anyway if no better place comes within this time.
+_HOLD_BACK_MAX_S = 1.0
 
 _SWITCH_SIGNAL: Optional[int] = getattr(signal, "SIGRTMAX", None)
 _SWITCH = "switch"
@@ -227,6 +231,7 @@ class Preemptor:
         self._retry_pending = False
         self._switch_requested = False
         self._deciding = False
+        self._switch_escapes = False
         # counters for stats()
         self.ticks = 0
         self.requests = 0
@@ -351,8 +356,10 @@ class Preemptor:
             self._retry_pending = False
         else:
             self._retries = 0  # a timer tick: a fresh budget of retries
+        if thread._held_exc is not None:
+            self._raise_held_back(thread, frame)
         if self._want_at != hub.switches:  # no request yet for this run of the thread
-            if len(hub._threads) < 2 and not len(hub._timers):
+            if len(hub._threads) < 2 and not len(hub._timers) and thread._held_exc is None:
                 self.disarm()  # alone: nothing to share the CPU with
                 return None
             now = time.monotonic()
@@ -374,6 +381,7 @@ class Preemptor:
             if reason is None:
                 if landing is SAFE_CALL:
                     self.call_preemptions += 1
+                self._switch_escapes = exception_escapes(frame)
                 return _SWITCH
             if reason is IMPORT:
                 return None  # an import may take a while: look again at the next tick
@@ -384,6 +392,7 @@ class Preemptor:
             # Unknown again at the same place: stuck in one C call for long enough?
             if time.monotonic() - self._stuck_since >= self._stuck_min and atomic_reason(frame) is None:
                 self.stuck_preemptions += 1
+                self._switch_escapes = exception_escapes(frame)
                 return _SWITCH
         else:
             self._stuck_thread = thread
@@ -419,10 +428,28 @@ class Preemptor:
     def _do_switch(self) -> None:
         self._switch_requested = False
         hub = self._hub
-        if hub.current is None:
+        thread = hub.current
+        if thread is None:
             return
         self.preemptions += 1
-        hub.yield_now()
+        escapes = self._switch_escapes
+        try:
+            hub.yield_now()
+        except BaseException as exc:  # a kill, a Timeout, a Ctrl-C thrown in while we were out
+            if not escapes:
+                raise
+            # Raised here it would skip the try/with around this loop (see _safepoints):
+            # hold it back until the thread stands where it will be handled, or parks.
+            thread._held_exc = (exc, time.monotonic())
+
+    def _raise_held_back(self, thread: Any, frame: FrameType) -> None:
+        """Raise a held-back exception where it will be handled, or after a second anyway."""
+        exc, since = thread._held_exc
+        landing = classify(frame)
+        good_place = (landing is CLEAN or landing is SAFE_CALL) and not exception_escapes(frame)
+        if atomic_reason(frame) is None and (good_place or time.monotonic() - since > _HOLD_BACK_MAX_S):
+            thread._held_exc = None
+            raise exc
 
     def _on_sigint(self, signum: int, frame: Optional[FrameType]) -> None:
         """Ctrl-C goes to the main green thread, wherever it is parked."""
@@ -437,7 +464,8 @@ class Preemptor:
 #: Frames of these functions are the handlers themselves: a tick landing there is ignored.
 _HANDLER_CODES = frozenset(
     f.__code__
-    for f in (Preemptor._on_tick, Preemptor._decide, Preemptor._timer_due, Preemptor._switch_now,
+    for f in (Preemptor._on_tick, Preemptor._decide, Preemptor._raise_held_back,
+              Preemptor._timer_due, Preemptor._switch_now,
               Preemptor._on_switch, Preemptor._do_switch, Preemptor._on_sigint)
 )
 

@@ -30,17 +30,30 @@ whose instruction names this module looks up by name, not number):
 
 Separately, `atomic_reason` answers whether greensched's own code or an import is
 on the interrupted part of the stack: those are never preempted.
+
+And `exception_escapes` answers whether an exception raised at the landing would
+skip the ``try``/``with`` that covers the instruction just before it. CPython's
+compiler ends a protected range before a loop's closing back-edge in some loops
+(python/cpython#108214 on 3.11 and 3.12, #130279 on 3.13: ``while x: x += 1``
+inside ``try`` on 3.13.0), so an exception raised by a signal handler at that
+back-edge escapes the ``except`` and ``finally`` around the loop. KeyboardInterrupt
+suffers from it in plain CPython; we must not make it worse, so an exception thrown
+into a thread preempted at such a place (a kill, a `Timeout`) is held back until
+the thread stands somewhere it is not (see `_preempt`). Where the only place a loop
+checks for signals is such a back-edge (a tight loop inside ``try`` on 3.13), it
+is raised there after a second anyway, and skips the handlers as Ctrl-C would.
 """
 
 from __future__ import annotations
 
 import dis
+import sys
 from types import CodeType, FrameType
 from typing import Any, Callable, Optional
 
 __all__ = [
     "CLEAN", "SAFE_CALL", "UNSAFE", "UNKNOWN", "RUNTIME", "IMPORT", "classify", "atomic_reason",
-    "mark_root",
+    "exception_escapes", "mark_root",
 ]
 
 CLEAN = "clean"
@@ -75,7 +88,9 @@ _ROOT_CODES: set[CodeType] = set()
 
 #: (code, instruction offset) -> classification of a call; bounded, see `_classify_call`.
 _call_cache: dict[tuple[CodeType, int], str] = {}
-_CALL_CACHE_MAX = 4096
+#: (code, instruction offset) -> does an exception raised there escape its try?
+_escape_cache: dict[tuple[CodeType, int], bool] = {}
+_CACHE_MAX = 4096
 
 
 def mark_root(fn: Callable[..., Any]) -> None:
@@ -98,7 +113,7 @@ def classify(frame: FrameType) -> str:
         verdict = _call_cache.get(key)
         if verdict is None:
             verdict = _classify_call(code, lasti)
-            if len(_call_cache) >= _CALL_CACHE_MAX:
+            if len(_call_cache) >= _CACHE_MAX:
                 _call_cache.clear()  # code objects come and go; keep the cache small
             _call_cache[key] = verdict
         return verdict
@@ -170,3 +185,43 @@ def atomic_reason(frame: Optional[FrameType]) -> Optional[str]:
             return RUNTIME
         frame = frame.f_back
     return None
+
+
+def exception_escapes(frame: FrameType) -> bool:
+    """Would an exception raised where ``frame`` stands skip the handler of the instruction before?"""
+    key = (frame.f_code, frame.f_lasti)
+    escapes = _escape_cache.get(key)
+    if escapes is None:
+        escapes = _handler_changes_at(frame.f_code, frame.f_lasti)
+        if len(_escape_cache) >= _CACHE_MAX:
+            _escape_cache.clear()
+        _escape_cache[key] = escapes
+    return escapes
+
+
+#: Measured: 3.11 and 3.12 check for signals at a backward jump *after* jumping, so
+#: an exception raised there belongs to the loop's head, inside the loop's try; 3.13
+#: checks before jumping, at an instruction the try's range may leave out (#130279).
+_BACK_EDGE_CHECKS_BEFORE_JUMP = sys.version_info >= (3, 13)
+
+
+def _handler_changes_at(code: CodeType, offset: int) -> bool:
+    bytecode = dis.Bytecode(code)
+    entries = getattr(bytecode, "exception_entries", ())  # 3.11+; none before
+    previous = None
+    for ins in bytecode:
+        if ins.offset >= offset:
+            if "JUMP_BACKWARD" in ins.opname and not _BACK_EDGE_CHECKS_BEFORE_JUMP:
+                return False
+            break
+        previous = ins.offset
+    if previous is None:
+        return False
+
+    def handler(at: int) -> Optional[int]:
+        for entry in entries:  # non-overlapping ranges, [start, end)
+            if entry.start <= at < entry.end:
+                return int(entry.target)
+        return None
+
+    return handler(previous) != handler(offset)

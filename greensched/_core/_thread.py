@@ -55,7 +55,7 @@ class GreenThread:
     __slots__ = (
         "name", "_daemon", "_target", "_args", "_kwargs", "_ident", "_hub", "_glet",
         "_state", "_result", "_exc", "_killed", "_joiners", "_park_seq", "_waiting_on",
-        "_resume_value", "_resume_exc", "__weakref__", "__dict__",
+        "_resume_value", "_resume_exc", "_held_exc", "__weakref__", "__dict__",
     )
 
     def __init__(
@@ -89,6 +89,8 @@ class GreenThread:
         self._waiting_on: Optional[str] = None
         self._resume_value: Any = _NOTHING
         self._resume_exc: Optional[BaseException] = None
+        #: An exception held back by preemption (see _preempt), and since when.
+        self._held_exc: Optional[tuple[BaseException, float]] = None
 
     # -- threading.Thread-shaped API -------------------------------------------------
 

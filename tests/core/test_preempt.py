@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -285,3 +286,53 @@ def test_kill_interrupts_a_cpu_bound_thread(preemption_on: None) -> None:
     running.wait()
     thread.kill(timeout=5)
     assert thread.done()
+
+
+def _tight_loop_in_try(limit: float, events: list[str]) -> None:
+    """A loop whose only signal checks are its back-edge, inside try/except/finally.
+
+    On some CPython versions (python/cpython#108214, #130279) an exception raised at
+    such a back-edge skips the except and finally around the loop; greensched holds a
+    kill or Timeout back until the thread stands where the handlers will see it.
+    """
+    try:
+        x = 0
+        while x >= 0:
+            x += 1
+    except greensched.TimeoutExpired:
+        events.append("except")
+    finally:
+        events.append("finally")
+
+
+@pytest.mark.skipif(
+    sys.version_info[:2] == (3, 13),
+    reason="CPython #130279: on 3.13 this loop's only signal check lies outside its try",
+)
+def test_timeout_in_a_tight_loop_is_caught_by_the_loops_own_except(preemption_on: None) -> None:
+    for _ in range(20):
+        events: list[str] = []
+        with greensched.Timeout(0.02):
+            _tight_loop_in_try(10.0, events)
+        assert events == ["except", "finally"]
+
+
+@pytest.mark.skipif(
+    sys.version_info[:2] == (3, 13),
+    reason="CPython #130279: on 3.13 this loop's only signal check lies outside its try, "
+    "so Ctrl-C, kill() and Timeout all skip its except/finally (after a 1 s hold-back here)",
+)
+def test_kill_in_a_tight_loop_runs_the_loops_finally(preemption_on: None) -> None:
+    for _ in range(10):
+        events: list[str] = []
+        running = Event()
+
+        def work() -> None:
+            running.set()
+            _tight_loop_in_try(10.0, events)
+
+        thread = spawn(work)
+        running.wait()
+        greensched.sleep(0.02)
+        thread.kill(timeout=5)
+        assert thread.done() and events == ["finally"]

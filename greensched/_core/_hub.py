@@ -11,7 +11,9 @@ policy:
 3. run callbacks other OS threads handed in through `call_soon_threadsafe`;
 4. poll the netpoller: without waiting if anything is ready, else until the next
    timer is due; or, when nothing at all could ever wake a parked thread, declare a
-   deadlock in the main green thread instead of sleeping forever.
+   deadlock in the main green thread instead of sleeping forever;
+5. queue the threads that yielded or were preempted during the pass behind all
+   those that steps 2-4 woke: a CPU hog never jumps ahead of a sleeper.
 
 The preemption timer is armed while threads run and others exist, and disarmed
 before the hub sleeps, so an idle program gets no ticks (see `_preempt`).

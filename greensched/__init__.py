@@ -21,6 +21,7 @@ from .scheduler import (
     wait_writable,
 )
 from .sync import BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
+from .threadpool import to_thread
 from .timeout import Timeout, TimeoutExpired
 
 __version__ = "0.1.0.dev0"
@@ -30,5 +31,5 @@ __all__ = [
     "GreenThread", "GreenThreadExit", "HubError", "LifoQueue", "Lock", "PriorityQueue",
     "Queue", "RLock", "Semaphore", "SimpleQueue", "Timeout", "TimeoutExpired",
     "current_thread", "get_preemption", "no_preempt", "notify_fd_closed", "run",
-    "set_preemption", "sleep", "spawn", "stats", "wait_readable", "wait_writable",
+    "set_preemption", "sleep", "spawn", "stats", "to_thread", "wait_readable", "wait_writable",
 ]

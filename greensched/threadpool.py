@@ -1,0 +1,130 @@
+"""to_thread: run what cannot be made green on a small pool of real OS threads.
+
+Some blocking work has no non-blocking form: DNS resolution through the C library
+(``getaddrinfo``), some file I/O, and C extensions that hold the CPU without ever
+checking for signals. ``to_thread(fn, *args, **kwargs)`` runs ``fn`` on a pool OS
+thread and parks the calling green thread; the result (or exception) comes back
+through the hub's wake-up pipe, and the other green threads run meanwhile.
+
+The pool starts empty and grows on demand up to ``max_workers`` (default
+``min(32, cpu_count + 4)``, as `concurrent.futures.ThreadPoolExecutor` does); its
+threads are daemons that wait for work on a queue. It is built from the *original*
+``_thread`` functions, saved when this module is imported, so it keeps working
+after `patch_all()` has made ``_thread`` green.
+
+A green thread killed (or hit by a `Timeout`) while it waits gets its exception at
+once; the OS thread cannot be interrupted, so ``fn`` runs to its end and its
+result is dropped.
+"""
+
+from __future__ import annotations
+
+import _queue
+import _thread
+import os
+from typing import Any, Callable, Optional, TypeVar
+
+from ._core._hub import Hub, get_hub
+
+__all__ = ["to_thread", "ThreadPool"]
+
+T = TypeVar("T")
+
+# The real OS-thread primitives, captured before anything can patch them.
+_start_new_thread = _thread.start_new_thread
+_allocate_lock = _thread.allocate_lock
+
+
+class ThreadPool:
+    """A lazily grown set of daemon OS threads running submitted jobs in FIFO order."""
+
+    def __init__(self, max_workers: Optional[int] = None) -> None:
+        if max_workers is None:
+            max_workers = min(32, (os.cpu_count() or 1) + 4)
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
+        self._jobs: Any = _queue.SimpleQueue()  # the C queue: a real, blocking OS-level wait
+        self._lock = _allocate_lock()
+        self._idle = 0  # workers waiting for a job nobody has claimed yet
+        self._workers = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job()`` on a pool thread soon. Safe from any OS thread."""
+        start = False
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # an idle worker will take this job
+            elif self._workers < self.max_workers:
+                self._workers += 1
+                start = True
+        self._jobs.put(job)
+        if start:
+            _start_new_thread(self._worker, ())
+
+    def _worker(self) -> None:
+        while True:
+            job = self._jobs.get()
+            job()
+            with self._lock:
+                self._idle += 1
+
+
+_pool: Optional[ThreadPool] = None
+_pool_lock = _allocate_lock()
+
+
+def _get_pool() -> ThreadPool:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPool()
+    return _pool
+
+
+class _Result:
+    __slots__ = ("value", "error")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+
+
+def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` on a pool OS thread; park until it returns; return its value.
+
+    Re-raises what ``fn`` raised. Use it for blocking calls that have no green
+    version and for long C calls that never check for signals.
+    """
+    if not callable(fn):
+        raise TypeError(f"to_thread() needs a callable, not {type(fn).__name__}")
+    hub = get_hub()
+    thread = hub.current_thread_for_park()
+    seq = thread._park_seq + 1  # the number of the park below
+    result = _Result()
+
+    def job() -> None:
+        try:
+            result.value = fn(*args, **kwargs)
+        except BaseException as exc:  # handed back to the green thread that asked
+            result.error = exc
+        hub.call_soon_threadsafe(_finished, (hub, thread, seq))
+
+    hub.hold()
+    try:
+        _get_pool().submit(job)
+    except BaseException:
+        hub.release()
+        raise
+    hub.park(f"to_thread({getattr(fn, '__qualname__', fn)!r})")
+    if result.error is not None:
+        raise result.error
+    return result.value  # type: ignore[no-any-return]
+
+
+def _finished(arg: tuple[Hub, Any, int]) -> None:
+    """In the hub: the job is done; wake the green thread if it is still waiting."""
+    hub, thread, seq = arg
+    hub.release()
+    hub.unpark(thread, seq, True)

@@ -6,6 +6,8 @@ timer that keeps one busy or stuck thread from freezing the others.
 
 from ._core._errors import DeadlockError, GreenThreadExit, HubError
 from ._core._thread import GreenThread
+from .local import local
+from .monkey import patch_all
 from .queue import Empty, Full, LifoQueue, PriorityQueue, Queue, SimpleQueue
 from .scheduler import (
     current_thread,
@@ -30,6 +32,6 @@ __all__ = [
     "BoundedSemaphore", "Condition", "DeadlockError", "Empty", "Event", "Full",
     "GreenThread", "GreenThreadExit", "HubError", "LifoQueue", "Lock", "PriorityQueue",
     "Queue", "RLock", "Semaphore", "SimpleQueue", "Timeout", "TimeoutExpired",
-    "current_thread", "get_preemption", "no_preempt", "notify_fd_closed", "run",
+    "current_thread", "get_preemption", "local", "no_preempt", "notify_fd_closed", "patch_all", "run",
     "set_preemption", "sleep", "spawn", "stats", "to_thread", "wait_readable", "wait_writable",
 ]

@@ -68,3 +68,15 @@ def test_public_api_is_explicit() -> None:
         assert hasattr(greensched, name), name
     source = (PACKAGE / "__init__.py").read_text()
     assert "import *" not in source
+
+
+def test_only_the_runner_imports_the_monkey_layer() -> None:
+    """Patches sit on top: nothing below them (core, public objects, net) imports them.
+
+    The package's ``__init__`` re-exports ``patch_all`` (which imports each patch
+    module only when it is asked for), and the runner uses it.
+    """
+    for name, imported in modules().items():
+        if name.startswith("greensched.monkey") or name in ("greensched.__main__", "greensched.__init__"):
+            continue
+        assert not any(m.startswith("greensched.monkey") for m in imported), name

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import errno
 import os
 import sys
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
@@ -51,6 +52,8 @@ _preempt.mark_root(GreenThread._bootstrap)
 #: Idle carrier greenlets kept for reuse; more than this are let go.
 _MAX_IDLE_CARRIERS = 256
 
+# The OS-level originals, captured before `patch_all()` can make `_thread` green.
+_os_thread_ident = _thread.get_ident
 _local = _thread._local()
 
 
@@ -88,7 +91,7 @@ class Hub:
     """Run queue, timers and netpoller of one OS thread; see the module docstring."""
 
     def __init__(self) -> None:
-        self.os_thread_id = _thread.get_ident()
+        self.os_thread_id = _os_thread_ident()
         self._ready: deque[GreenThread] = deque()
         #: Threads that yielded or were preempted in this pass; they queue up behind
         #: whatever the pass's timers and I/O make ready (see `_loop`).
@@ -106,7 +109,7 @@ class Hub:
         #: Number of times the hub resumed a green thread, and when it last did.
         self.switches = 0
         self.resumed_at = 0.0
-        is_main = _thread.get_ident() == _main_os_thread_id()
+        is_main = self.os_thread_id == _main_os_thread_id()
         main = GreenThread(name="MainThread" if is_main else f"Main-{self.os_thread_id}")
         main._hub = self
         main._glet = getcurrent()
@@ -173,7 +176,7 @@ class Hub:
                 "a blocking call was made inside the hub (from a timer or I/O callback); "
                 "callbacks must not block: spawn a green thread to do the blocking work"
             )
-        if _thread.get_ident() != self.os_thread_id:
+        if _os_thread_ident() != self.os_thread_id:
             raise HubError(
                 "a green primitive was used from an OS thread other than the one whose hub "
                 "it belongs to; hand work across OS threads with call_soon_threadsafe()"
@@ -307,7 +310,7 @@ class Hub:
     def _at_exit(self) -> None:
         """Like a threaded program: wait for non-daemon threads, then stop ticking."""
         try:
-            if self.current is self.main and _thread.get_ident() == self.os_thread_id:
+            if self.current is self.main and _os_thread_ident() == self.os_thread_id:
                 self.join_non_daemon()
         finally:
             if self.preemptor is not None:
@@ -321,7 +324,7 @@ class Hub:
         garbage collector never resumes them to throw GreenletExit. The netpoller's
         epoll set and wake-up pipe are shared with the parent, so they are replaced.
         """
-        if _thread.get_ident() != self.os_thread_id:
+        if _os_thread_ident() != self.os_thread_id:
             return  # this hub's OS thread does not exist in the child
         me = self.current
         self._netpoll = Netpoller()
@@ -377,6 +380,58 @@ class Hub:
             value = self.park(f"fd {fd} {kind}", timeout)
         finally:
             self._netpoll.remove_waiter(fd, event, token)
+        if isinstance(value, BaseException):
+            raise value
+        return value is not TIMED_OUT
+
+    def wait_fds(self, readers: Iterable[Any], writers: Iterable[Any],
+                 timeout: Optional[float] = None) -> bool:
+        """Park until any fd of ``readers`` is readable or any of ``writers`` writable.
+
+        Returns True when one is ready (an error or hang-up counts as ready), False
+        when ``timeout`` seconds pass first; None waits forever, and ``timeout <= 0``
+        returns False at once without looking: check readiness yourself (a
+        zero-timeout ``select``) before parking, and again after, since this does not
+        say which fd woke it. An fd is an int or an object with ``fileno()``.
+
+        Unlike `wait_readable`/`wait_writable` this only *watches*: any number of green
+        threads may watch one fd at once, next to its exclusive reader and writer, and
+        a ready fd wakes them all. The fds are checked as ``select.select`` checks them,
+        before parking: `TypeError` for an object with no ``fileno()``, `ValueError`
+        for a negative fd, `OSError` (EBADF) for a closed one; nothing stays
+        registered then. An fd the netpoller cannot watch because it is always ready
+        (epoll refuses regular files with EPERM) returns True at once. A watched fd
+        closed with `notify_fd_closed` meanwhile raises `OSError` (EBADF). Killed, or
+        interrupted by a `Timeout`, it leaves nothing registered.
+        """
+        thread = self.current_thread_for_park()
+        rfds = list(dict.fromkeys(map(_as_fd, readers)))
+        wfds = list(dict.fromkeys(map(_as_fd, writers)))
+        if timeout is not None and timeout <= 0:
+            return False
+        netpoll = self._netpoll
+        token = (thread, thread._park_seq + 1)
+        watched: list[tuple[int, int]] = []
+        always_ready = False
+        value: Any = TIMED_OUT
+        try:
+            for fds, event in ((rfds, EVENT_READ), (wfds, EVENT_WRITE)):
+                for fd in fds:
+                    # Listed first: removing a watcher that was never added is a no-op,
+                    # so an exception landing anywhere here leaves nothing behind.
+                    watched.append((fd, event))
+                    try:
+                        netpoll.add_watcher(fd, event, token)
+                    except PermissionError as exc:
+                        if exc.errno != errno.EPERM:
+                            raise
+                        always_ready = True  # poll(2): a file with no poll support is always ready
+            if always_ready:
+                return True
+            value = self.park(_wait_fds_reason(rfds, wfds), timeout)
+        finally:
+            for fd, event in watched:
+                netpoll.remove_watcher(fd, event, token)
         if isinstance(value, BaseException):
             raise value
         return value is not TIMED_OUT
@@ -507,6 +562,36 @@ class Hub:
         lines.append("(is a lock never released, an event never set, or a join on a thread "
                      "that waits for the joiner?)")
         self._deliver_to_main(DeadlockError("\n".join(lines)))
+
+
+_NO_FILENO: Any = object()
+
+
+def _as_fd(obj: Any) -> int:
+    """The fd of an int or of an object with ``fileno()``, checked as ``select.select`` does."""
+    if isinstance(obj, int):
+        fd = obj
+    else:
+        fileno = getattr(obj, "fileno", _NO_FILENO)
+        if fileno is _NO_FILENO:
+            raise TypeError("argument must be an int, or have a fileno() method.")
+        fd = fileno()
+        if not isinstance(fd, int):
+            raise TypeError("fileno() returned a non-integer")
+    if not -0x80000000 <= fd <= 0x7FFFFFFF:
+        raise OverflowError("Python int too large to convert to C int")
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    return int(fd)
+
+
+def _wait_fds_reason(readers: list[int], writers: list[int]) -> str:
+    """What a thread in `Hub.wait_fds` waits on, for deadlock reports (kept short)."""
+
+    def show(fds: list[int]) -> str:
+        return ", ".join(map(str, fds[:8])) + (f", ... ({len(fds)} fds)" if len(fds) > 8 else "")
+
+    return f"fds readable [{show(readers)}] or writable [{show(writers)}]"
 
 
 def _where(thread: GreenThread) -> str:

@@ -20,6 +20,11 @@ Facts that shaped it:
   silently lost wake-up.
 * The wake-up pipe lets other OS threads (and signal handlers running while the
   hub sleeps in ``select``) interrupt `poll`; it is drained on every wake.
+* Besides its exclusive reader and writer, an fd may have any number of
+  *watchers* per event (`add_watcher`): tokens that only want to know that the fd
+  is ready, as ``select()`` and ``poll()`` callers do. Watchers consume nothing, so
+  several of them (and an exclusive waiter) may wait on one fd at once; all are
+  woken. The selector's registration is the union of every waiter's event.
 """
 
 from __future__ import annotations
@@ -31,28 +36,44 @@ from typing import Any, Optional
 
 __all__ = ["Netpoller", "EVENT_READ", "EVENT_WRITE"]
 
+#: The stdlib's real selector class, captured before `patch_all()` makes the
+#: stdlib's ``DefaultSelector`` green (the netpoller is what green waits park on).
+_OS_SELECTOR = selectors.DefaultSelector
+
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 
 class _FdWaiters:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("reader", "writer", "read_watchers", "write_watchers")
 
     def __init__(self) -> None:
         self.reader: Any = None
         self.writer: Any = None
+        #: Watcher tokens per event, in arrival order (a dict used as an ordered set);
+        #: None until the first watcher comes, so exclusive waits allocate nothing more.
+        self.read_watchers: Optional[dict[Any, None]] = None
+        self.write_watchers: Optional[dict[Any, None]] = None
 
     def mask(self) -> int:
-        return (EVENT_READ if self.reader is not None else 0) | (
-            EVENT_WRITE if self.writer is not None else 0
+        return (EVENT_READ if self.reader is not None or self.read_watchers else 0) | (
+            EVENT_WRITE if self.writer is not None or self.write_watchers else 0
         )
+
+    def tokens(self) -> list[Any]:
+        """Every token waiting here: the exclusive reader and writer, then the watchers."""
+        out = dict.fromkeys(t for t in (self.reader, self.writer) if t is not None)
+        for watchers in (self.read_watchers, self.write_watchers):
+            if watchers:
+                out.update(watchers)
+        return list(out)
 
 
 class Netpoller:
     """fd readiness for parked green threads, plus a wake-up pipe."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        self._selector = _OS_SELECTOR()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -61,7 +82,7 @@ class Netpoller:
 
     @property
     def waiting(self) -> int:
-        """How many fds have a parked waiter."""
+        """How many fds have a parked waiter or watcher."""
         return len(self._fds)
 
     def add_waiter(self, fd: int, event: int, token: Any) -> None:
@@ -133,6 +154,81 @@ class Netpoller:
         except (OSError, ValueError, KeyError):
             pass  # the fd was closed under us; the kernel already forgot it
 
+    def add_watcher(self, fd: int, event: int, token: Any) -> None:
+        """Watch ``fd`` for ``event`` on behalf of ``token``, sharing the fd with others.
+
+        Unlike `add_waiter`, any number of tokens may watch one fd for one event, next
+        to its exclusive reader and writer; adding a token twice is a no-op. Errors
+        are those of the selector (and of ``select.select``): `ValueError` for a
+        negative fd, `OSError` (EBADF) for a closed one, `PermissionError` (EPERM)
+        for a file epoll cannot watch (a regular file, always ready); nothing is
+        left registered for ``token`` when it raises.
+        """
+        if fd < 0:
+            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+        if event != EVENT_READ and event != EVENT_WRITE:
+            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
+        waiters = self._fds.get(fd)
+        new = waiters is None
+        if waiters is None:
+            waiters = _FdWaiters()
+        old_mask = waiters.mask()
+        if event == EVENT_READ:
+            if waiters.read_watchers is None:
+                waiters.read_watchers = {}
+            watchers = waiters.read_watchers
+        else:
+            if waiters.write_watchers is None:
+                waiters.write_watchers = {}
+            watchers = waiters.write_watchers
+        if token in watchers:
+            return
+        watchers[token] = None
+        mask = waiters.mask()
+        try:
+            if new:
+                self._register(fd, mask, waiters)
+            elif mask != old_mask:
+                self._modify(fd, mask, waiters)
+        except BaseException:
+            del watchers[token]
+            raise
+        if new:
+            self._fds[fd] = waiters
+
+    def _modify(self, fd: int, mask: int, data: _FdWaiters) -> None:
+        try:
+            self._selector.modify(fd, mask, data)
+        except KeyError:
+            # A failed modify made the selector forget the fd; register it afresh.
+            self._register(fd, mask, data)
+        except FileNotFoundError:
+            # ENOENT: the kernel forgot the fd (it was closed without close_fd() and
+            # its number reused); the selector dropped it too. Watch the new file.
+            self._register(fd, mask, data)
+
+    def remove_watcher(self, fd: int, event: int, token: Any) -> None:
+        """Stop watching ``fd`` for ``token``; a no-op when it is not watching."""
+        waiters = self._fds.get(fd)
+        if waiters is None:
+            return
+        watchers = waiters.read_watchers if event == EVENT_READ else waiters.write_watchers
+        if not watchers or token not in watchers:
+            return
+        old_mask = waiters.mask()
+        del watchers[token]
+        mask = waiters.mask()
+        if mask == old_mask:
+            return
+        try:
+            if mask:
+                self._selector.modify(fd, mask, waiters)
+            else:
+                del self._fds[fd]
+                self._selector.unregister(fd)
+        except (OSError, ValueError, KeyError):
+            pass  # the fd was closed under us; the kernel already forgot it
+
     def close_fd(self, fd: int) -> list[Any]:
         """Forget ``fd`` (about to be closed); return the tokens that were waiting on it."""
         waiters = self._fds.pop(fd, None)
@@ -142,15 +238,18 @@ class Netpoller:
             self._selector.unregister(fd)
         except (OSError, ValueError, KeyError):
             pass
-        return [t for t in (waiters.reader, waiters.writer) if t is not None]
+        return waiters.tokens()
 
     def poll(self, timeout: Optional[float]) -> list[Any]:
         """Wait up to ``timeout`` seconds (None: forever) for readiness; return ready tokens.
 
         Each token is returned once; its registration is left in place for the hub to
-        remove with `remove_waiter` when the woken thread cleans up.
+        remove with `remove_waiter` (or `remove_watcher`) when the woken thread cleans
+        up. Every watcher of a ready fd and event is returned, once even if it
+        watches several fds that are ready together.
         """
         ready: list[Any] = []
+        seen: Optional[set[Any]] = None  # watcher tokens already returned
         for key, events in self._selector.select(timeout):
             waiters = key.data
             if waiters is None:
@@ -160,6 +259,15 @@ class Netpoller:
                 ready.append(waiters.reader)
             if events & EVENT_WRITE and waiters.writer is not None:
                 ready.append(waiters.writer)
+            for event, watchers in ((EVENT_READ, waiters.read_watchers),
+                                    (EVENT_WRITE, waiters.write_watchers)):
+                if watchers and events & event:
+                    if seen is None:
+                        seen = set()
+                    for token in watchers:
+                        if token not in seen:
+                            seen.add(token)
+                            ready.append(token)
         return ready
 
     def wakeup(self) -> None:

@@ -1,0 +1,66 @@
+"""python -m greensched [--slice MS] [--no-preempt] script.py [args...] | -m module [args...]
+
+Patches the stdlib with `greensched.patch_all()`, then runs an unmodified program
+as ``__main__``, with its own ``sys.argv``, the way ``python script.py`` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from typing import Optional
+
+from ._core._preempt import mark_root
+from .monkey import patch_all
+from .scheduler import set_preemption
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m greensched",
+        description="Run a plain blocking Python program on preemptive green threads: "
+        "patch the stdlib (sockets, time.sleep, select...), then run the program.",
+    )
+    parser.add_argument("--slice", type=float, metavar="MS", default=None,
+                        help="preemption time slice in milliseconds (default 10, or GREENSCHED_SLICE_MS)")
+    parser.add_argument("--no-preempt", action="store_true",
+                        help="turn preemption off (as GREENSCHED_PREEMPT=0 does)")
+    parser.add_argument("-m", dest="module", metavar="MODULE", default=None,
+                        help="run a library module as a script, like python -m")
+    parser.add_argument("target", nargs="?", help="the script to run (unless -m is given)")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Parse our options, patch, and run the program in this interpreter."""
+    parser = _parser()
+    options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if options.module is None and options.target is None:
+        parser.error("give a script to run, or -m MODULE")
+    if options.no_preempt or options.slice is not None:
+        try:
+            set_preemption(False if options.no_preempt else None, options.slice)
+        except ValueError as exc:
+            parser.error(str(exc))
+    patch_all()
+    _run(options.module, options.target, options.args)
+
+
+def _run(module: Optional[str], target: Optional[str], args: list[str]) -> None:
+    """Run the program; its frames sit below this one, so this is a preemption root."""
+    if module is not None:
+        rest = ([target] if target is not None else []) + args
+        sys.argv = [module] + rest
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        assert target is not None
+        sys.argv = [target] + args
+        runpy.run_path(target, run_name="__main__")
+
+
+mark_root(_run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""patch_all(): make the blocking parts of the stdlib green, in place.
+
+Call it once, at start-up, before importing the libraries that use the stdlib
+(``requests``, ``urllib3``, ``http.client`` users...): modules that copied a
+function with ``from socket import create_connection`` before patching keep the
+blocking original. ``python -m greensched script.py`` does it for you.
+
+What each switch replaces (each green module declares it in ``__implements__``):
+
+==========  =================================================================
+``time``    ``time.sleep``
+``socket``  ``socket.socket``, ``create_connection``, ``create_server``,
+            ``socketpair``, ``fromfd``
+``dns``     ``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``,
+            ``getnameinfo``, ``getfqdn`` (run on real OS threads)
+``select``  ``select.select``, ``select.poll``
+``selectors`` ``selectors.DefaultSelector``
+``threading`` ``_thread`` (threads, locks, idents, ``_local``), ``threading``'s copies
+            of them and its module locks, ``queue``'s classes (3.11, 3.12)
+``ssl``      ``ssl.SSLContext.sslsocket_class``: ``wrap_socket`` makes green TLS sockets
+``subprocess`` ``os.waitpid``, and the selector ``subprocess.communicate`` uses
+==========  =================================================================
+
+Patching is idempotent. The originals stay reachable: ``original("time",
+"sleep")``; ``is_patched("socket")`` answers. Not yet patched (coming): green
+pipes for ``subprocess`` (use ``communicate()``).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Optional
+
+from ._registry import is_patched, original, patched_names
+
+__all__ = ["patch_all", "original", "is_patched", "patched_names"]
+
+#: The choices of the first patch_all() call; later calls must agree with them.
+_first_call: Optional[dict[str, bool]] = None
+
+#: Libraries that copy names out of `socket` at import (``from socket import ...``):
+#: what they copied stays blocking if they are imported before patching.
+_EARLY_IMPORTERS = ("ssl", "urllib3", "requests")
+
+
+def patch_all(
+    *,
+    time: bool = True,
+    socket: bool = True,
+    dns: bool = True,
+    select: bool = True,
+    selectors: bool = True,
+    threading: Optional[bool] = None,
+    subprocess: bool = True,
+    ssl: bool = True,
+) -> None:
+    """Patch the stdlib so blocking calls park green threads instead of the OS thread.
+
+    Each keyword turns one part on or off (all on by default; ``threading``, which
+    also covers ``_thread`` and ``queue``, defaults to on where it is supported:
+    Python 3.11 and 3.12). Calling it again with the same choices does nothing;
+    with different choices it warns and keeps the first call's (unpatching is not
+    supported: it would leave half-green state).
+    """
+    global _first_call
+    if threading is None:
+        threading = sys.version_info < (3, 13)
+    choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
+               "threading": threading, "subprocess": subprocess, "ssl": ssl}
+    if _first_call is not None:
+        if choices != _first_call:
+            changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
+            warnings.warn(
+                f"patch_all() was already called with different choices; ignoring {changed}. "
+                f"Call patch_all() once, at start-up, with the options you want.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return
+    _warn_if_late(choices)
+    _first_call = choices
+    if time:
+        from . import _time
+
+        _time.patch()
+    if socket:
+        from . import _socket
+
+        _socket.patch(dns=dns)
+    if select or selectors:
+        from . import _select
+
+        if select:
+            _select.patch_select()
+        if selectors:
+            _select.patch_selectors()
+    if ssl and socket:
+        from . import _ssl
+
+        _ssl.patch()
+    if threading:
+        from . import _threading
+
+        _threading.patch()
+    if subprocess:
+        from . import _subprocess
+
+        _subprocess.patch(selectors=selectors)
+
+
+def _warn_if_late(choices: dict[str, bool]) -> None:
+    """Say so when patching comes too late for some of the program to see it."""
+    if choices["socket"]:
+        early = [name for name in _EARLY_IMPORTERS if name in sys.modules]
+        if early:
+            warnings.warn(
+                f"greensched.patch_all() was called after {', '.join(early)} "
+                f"{'was' if len(early) == 1 else 'were'} imported; names they copied from "
+                f"the socket module at import stay blocking. Call patch_all() first thing "
+                f"in your program, or run it with `python -m greensched script.py`.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    import threading as stdlib_threading
+
+    others = [t for t in stdlib_threading.enumerate() if t is not stdlib_threading.main_thread()]
+    if others:
+        warnings.warn(
+            f"greensched.patch_all() was called while {len(others)} real OS thread(s) were "
+            f"already running ({', '.join(t.name for t in others[:3])}); they stay OS threads. "
+            f"Call patch_all() before starting threads.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,1 @@
+"""Green networking: sockets (`socket`), DNS (`dns`); select/selectors live in `net/select.py`."""

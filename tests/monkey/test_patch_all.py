@@ -1,0 +1,180 @@
+"""patch_all() and python -m greensched, each in a fresh interpreter, against real servers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.util import REPO, run_python
+
+SERVER = Path(__file__).resolve().parent.parent / "servers" / "slow_http.py"
+
+
+@pytest.fixture
+def slow_server() -> Iterator[int]:
+    """A stdlib HTTP server in a subprocess whose every answer takes 0.5 s; yields its port."""
+    proc = subprocess.Popen([sys.executable, str(SERVER), "0.5"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield port
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def test_patch_all_is_idempotent_and_keeps_the_originals() -> None:
+    proc = run_python(
+        """
+        import time, socket, select, selectors, warnings
+        c_sleep = time.sleep
+        import greensched
+        from greensched.monkey import original, is_patched, patched_names
+        greensched.patch_all()
+        green_sleep = time.sleep
+        greensched.patch_all()
+        assert time.sleep is green_sleep and time.sleep is not c_sleep
+        assert original("time", "sleep") is c_sleep
+        assert is_patched("time", "sleep") and is_patched("socket") and is_patched("os", "waitpid") and not is_patched("json")
+        assert "create_connection" in patched_names("socket")
+        assert socket.socket is not original("socket", "socket")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            greensched.patch_all(socket=False)
+        assert any("different choices" in str(w.message) for w in caught), caught
+        print("ok")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_patched_time_sleep_parks_and_keeps_the_stdlib_errors() -> None:
+    proc = run_python(
+        """
+        import time, greensched
+        greensched.patch_all()
+        start = time.monotonic()
+        threads = [greensched.spawn(time.sleep, 0.2) for _ in range(100)]
+        for t in threads:
+            t.join()
+        print(round(time.monotonic() - start, 2))
+        for bad in ("1", None, -1, float("nan")):
+            try:
+                time.sleep(bad)
+            except (TypeError, ValueError) as exc:
+                print(type(exc).__name__, exc)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert float(lines[0]) < 1.0  # 100 x 0.2 s serially would be 20 s
+    assert lines[1:] == [
+        "TypeError 'str' object cannot be interpreted as an integer",
+        "TypeError 'NoneType' object cannot be interpreted as an integer",
+        "ValueError sleep length must be non-negative",
+        "ValueError Invalid value NaN (not a number)",
+    ]
+
+
+def test_late_patching_warns_and_names_the_fix() -> None:
+    proc = run_python(
+        """
+        import ssl, warnings
+        import greensched
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            greensched.patch_all()
+        print([str(w.message) for w in caught])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "after ssl was imported" in proc.stdout and "python -m greensched" in proc.stdout
+
+
+@pytest.mark.parametrize("client", ["http.client", "urllib.request"])
+def test_hundred_concurrent_fetches_against_a_slow_server(client: str, slow_server: int) -> None:
+    """100 green threads fetch from a server that takes 0.5 s per answer: all done in < 1 s."""
+    fetch = {
+        "http.client": """
+            import http.client
+            def fetch(i):
+                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
+                conn.request("GET", f"/item/{i}")
+                body = conn.getresponse().read().decode()
+                conn.close()
+                return body
+        """,
+        "urllib.request": """
+            import urllib.request
+            def fetch(i):
+                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/item/{i}", timeout=10) as r:
+                    return r.read().decode()
+        """,
+    }[client]
+    proc = run_python(
+        "import greensched\ngreensched.patch_all()\nimport time\n"
+        + f"PORT = {slow_server}\n"
+        + "\n".join(line[12:] for line in fetch.splitlines())
+        + """
+start = time.monotonic()
+threads = [greensched.spawn(fetch, i) for i in range(100)]
+bodies = [t.result() for t in threads]
+elapsed = time.monotonic() - start
+assert bodies == [f"/item/{i}" for i in range(100)], bodies[:3]
+print(f"{elapsed:.3f}")
+""",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout.strip()) < 1.0  # serially: 50 s
+
+
+def test_python_dash_m_greensched_runs_a_script_with_its_argv(tmp_path: Path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import sys, time\n"
+        "from greensched.monkey import is_patched\n"
+        "print(sys.argv[1:], is_patched('time', 'sleep'), __name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "greensched", "--slice", "5", str(script), "a", "--b"],
+                          capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['a', '--b'] True __main__"
+
+
+def test_python_dash_m_greensched_runs_a_module_and_rejects_bad_options() -> None:
+    proc = subprocess.run([sys.executable, "-m", "greensched", "--no-preempt", "-m", "json.tool", "--help"],
+                          capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    assert "json.tool" in proc.stdout or "usage" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "greensched", "--slice", "-3", "x.py"],
+                         capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert bad.returncode == 2 and "positive number of milliseconds" in bad.stderr
+
+
+def test_scripts_run_by_python_dash_m_greensched_are_preempted(tmp_path: Path) -> None:
+    """The runner's own frames sit under the script: they must not shield it from preemption."""
+    script = tmp_path / "hogs.py"
+    script.write_text(
+        "import time, greensched\n"
+        "counts = [0, 0]\n"
+        "def hog(i):\n"
+        "    end = time.monotonic() + 0.5\n"
+        "    while time.monotonic() < end:\n"
+        "        counts[i] += 1\n"
+        "a, b = greensched.spawn(hog, 0), greensched.spawn(hog, 1)\n"
+        "a.join(); b.join()\n"
+        "print(min(counts) / sum(counts), greensched.stats()['preemptions'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-m", "greensched", str(script)],
+                          capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    share, preemptions = proc.stdout.split()
+    assert float(share) > 0.3 and int(preemptions) > 10

@@ -1,0 +1,186 @@
+"""Patched threading, _thread and queue: plain threaded code runs on green threads.
+
+Each test runs a snippet in a fresh interpreter that patches first, as a user would.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.util import run_python
+
+pytestmark = pytest.mark.skipif(
+    sys.version_info >= (3, 13), reason="patching threading is not supported on 3.13 yet"
+)
+
+PATCH = "import greensched\ngreensched.patch_all()\n"
+
+
+def check(code: str) -> list[str]:
+    proc = run_python(PATCH + code, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_threads_are_green_and_really_concurrent() -> None:
+    """100 threading.Threads sleeping 0.2 s finish together, all on the main OS thread."""
+    out = check(
+        """
+import threading, time
+seen = []
+def work(i):
+    time.sleep(0.2)
+    seen.append((i, threading.current_thread().name, threading.get_ident(), threading.get_native_id()))
+start = time.monotonic()
+threads = [threading.Thread(target=work, args=(i,), name=f"w{i}") for i in range(100)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(round(time.monotonic() - start, 2) < 1.0, len(seen), len({s[2] for s in seen}),
+      {s[3] for s in seen} == {threading.get_native_id()},
+      sorted(s[1] for s in seen)[:2], all(not t.is_alive() for t in threads))
+print(threading.current_thread() is threading.main_thread(), threading.active_count())
+"""
+    )
+    assert out == ["True 100 100 True ['w0', 'w1'] True", "True 1"]
+
+
+def test_thread_objects_keep_their_api() -> None:
+    out = check(
+        """
+import threading, time
+gate = threading.Event()
+t = threading.Thread(target=gate.wait, name="waiter", daemon=True)
+print(t.is_alive(), t.ident)
+t.start()
+print(t.is_alive(), t.daemon, t.name, t.ident == t.ident and t.ident is not None,
+      t in threading.enumerate())
+t.join(0.05)
+print(t.is_alive())
+gate.set(); t.join()
+print(t.is_alive(), t not in threading.enumerate())
+try:
+    threading.current_thread().join()
+except RuntimeError as exc:
+    print(exc)
+"""
+    )
+    assert out == ["False None", "True True waiter True True", "True", "False True",
+                   "cannot join current thread"]
+
+
+def test_excepthook_reports_thread_errors(tmp_path: object) -> None:
+    out = check(
+        """
+import threading
+seen = []
+threading.excepthook = lambda args: seen.append((args.exc_type.__name__, str(args.exc_value), args.thread.name))
+t = threading.Thread(target=lambda: 1 / 0, name="divider")
+t.start(); t.join()
+print(seen)
+"""
+    )
+    assert out == ["[('ZeroDivisionError', 'division by zero', 'divider')]"]
+
+
+def test_primitives_barrier_timer_and_local() -> None:
+    out = check(
+        """
+import threading, time
+barrier = threading.Barrier(5)
+got = []
+def party():
+    got.append(barrier.wait())
+ts = [threading.Thread(target=party) for _ in range(5)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(sorted(got))
+fired = threading.Event()
+timer = threading.Timer(0.05, fired.set); timer.start()
+print(fired.wait(5))
+data = threading.local()
+values = []
+def keep(i):
+    data.value = i
+    time.sleep(0.01)
+    values.append(data.value == i)
+ts = [threading.Thread(target=keep, args=(i,)) for i in range(20)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(all(values), len(values))
+lock, rlock, cond, sem = threading.Lock(), threading.RLock(), threading.Condition(), threading.Semaphore(2)
+print(type(lock).__module__, type(rlock).__module__)
+with cond:
+    print(cond.wait(0.01))
+"""
+    )
+    assert out == ["[0, 1, 2, 3, 4]", "True", "True 20", "greensched.sync greensched.sync", "False"]
+
+
+def test_thread_pool_executor_runs_green() -> None:
+    """ThreadPoolExecutor.map: 20 tasks sleeping 0.2 s on 20 workers take ~0.2 s."""
+    out = check(
+        """
+import threading, time
+from concurrent.futures import ThreadPoolExecutor
+def task(x):
+    time.sleep(0.2)
+    return x * x, threading.get_native_id()
+start = time.monotonic()
+with ThreadPoolExecutor(max_workers=20) as pool:
+    results = list(pool.map(task, range(20)))
+print([r[0] for r in results] == [x * x for x in range(20)], time.monotonic() - start < 1.0,
+      {r[1] for r in results} == {threading.get_native_id()})
+"""
+    )
+    assert out == ["True True True"]
+
+
+def test_queue_is_green_and_logging_works() -> None:
+    out = check(
+        """
+import io, logging, queue, threading
+q = queue.Queue()
+print(type(q).__module__, queue.SimpleQueue.__module__)
+stream = io.StringIO()
+log = logging.getLogger("t"); log.addHandler(logging.StreamHandler(stream)); log.setLevel(logging.INFO)
+def producer(n):
+    for i in range(50):
+        q.put((n, i))
+        log.info("put %d %d", n, i)
+ts = [threading.Thread(target=producer, args=(n,)) for n in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+items = [q.get_nowait() for _ in range(200)]
+print(len(set(items)), q.empty(), len(stream.getvalue().splitlines()))
+"""
+    )
+    assert out == ["greensched.queue greensched.queue", "200 True 200"]
+
+
+def test_interpreter_waits_for_non_daemon_threads_at_exit() -> None:
+    out = check(
+        """
+import threading, time
+def late():
+    time.sleep(0.2)
+    print("late thread done", flush=True)
+threading.Thread(target=late).start()
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+print("main done", flush=True)
+"""
+    )
+    assert out == ["main done", "late thread done"]
+
+
+def test_the_thread_module_itself_stays_os_level() -> None:
+    """_thread is left alone (import locks live there); threading's copies are green."""
+    out = check(
+        """
+import _thread, threading
+print(_thread.allocate_lock().__class__.__module__, type(threading.Lock()).__module__,
+      _thread.get_ident() == threading.get_ident())
+"""
+    )
+    assert out == ["_thread greensched.sync True"]

@@ -98,7 +98,7 @@ def test_late_patching_warns_and_names_the_fix() -> None:
     assert "after ssl was imported" in proc.stdout and "python -m greensched" in proc.stdout
 
 
-@pytest.mark.parametrize("client", ["http.client", "urllib.request"])
+@pytest.mark.parametrize("client", ["http.client", "urllib.request", "requests"])
 def test_hundred_concurrent_fetches_against_a_slow_server(client: str, slow_server: int) -> None:
     """100 green threads fetch from a server that takes 0.5 s per answer: all done in < 1 s."""
     fetch = {
@@ -116,6 +116,16 @@ def test_hundred_concurrent_fetches_against_a_slow_server(client: str, slow_serv
             def fetch(i):
                 with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/item/{i}", timeout=10) as r:
                     return r.read().decode()
+        """,
+        "requests": """
+            import requests
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=100)
+            session.mount("http://", adapter)
+            def fetch(i):
+                response = session.get(f"http://127.0.0.1:{PORT}/item/{i}", timeout=10)
+                response.raise_for_status()
+                return response.text
         """,
     }[client]
     proc = run_python(

@@ -63,7 +63,36 @@ def get_hub() -> "Hub":
         return _local.hub  # type: ignore[no-any-return]
     except AttributeError:
         hub = _local.hub = Hub()
+        _local.closer = _ClosedWithThread(hub)
         return hub
+
+
+class _ClosedWithThread:
+    """Kept in the OS thread's locals: when the thread ends, its hub's fds are closed.
+
+    A hub's own greenlet keeps the hub alive after its OS thread is gone (greenlet
+    frees such greenlets lazily), so its selector and wake-up pipe would leak.
+    """
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: "Hub") -> None:
+        self.hub = hub
+
+    def __del__(self) -> None:
+        self.hub._netpoll.close()
+
+
+def _after_fork_in_child() -> None:
+    """Only the forking OS thread exists in a child: tell its hub, if it has one."""
+    hub = getattr(_local, "hub", None)
+    if hub is not None:
+        hub._after_fork_in_child()
+
+
+# One registration for the module, not one per hub: a registration would keep every
+# hub (and its selector and pipe) alive after its OS thread ended.
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def current_thread() -> GreenThread:
@@ -123,7 +152,6 @@ class Hub:
         if is_main:
             atexit.register(self._at_exit)
         self._fork_orphans: list[Any] = []
-        os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     # -- starting and finishing threads ---------------------------------------------
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno
 import os
 import selectors
+import weakref
 from typing import Any, Optional
 
 __all__ = ["Netpoller", "EVENT_READ", "EVENT_WRITE"]
@@ -79,6 +80,8 @@ class Netpoller:
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, EVENT_READ, None)
         self._fds: dict[int, _FdWaiters] = {}
+        # A hub dies with its OS thread, unreferenced: its pipe must not outlive it.
+        self._closer = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
 
     @property
     def waiting(self) -> int:
@@ -114,7 +117,7 @@ class Netpoller:
             if new:
                 self._register(fd, waiters.mask(), waiters)
             else:
-                self._selector.modify(fd, waiters.mask(), waiters)
+                self._modify(fd, waiters.mask(), waiters)
         except BaseException:
             if event == EVENT_READ:
                 waiters.reader = None
@@ -290,8 +293,12 @@ class Netpoller:
     def close(self) -> None:
         """Release the selector and the wake-up pipe."""
         self._selector.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._closer()
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -14,7 +14,7 @@ What each switch replaces (each green module declares it in ``__implements__``):
 ``dns``     ``getaddrinfo``, ``gethostbyname(_ex)``, ``gethostbyaddr``,
             ``getnameinfo``, ``getfqdn`` (run on real OS threads)
 ``select``  ``select.select``, ``select.poll``
-``selectors`` ``selectors.DefaultSelector``
+``selectors`` ``selectors.DefaultSelector``, ``PollSelector``, ``SelectSelector``
 ``threading`` ``_thread`` (threads, locks, idents, ``_local``), ``threading``'s copies
             of them and its module locks, ``queue``'s classes (3.11, 3.12)
 ``ssl``      ``ssl.SSLContext.sslsocket_class``: ``wrap_socket`` makes green TLS sockets

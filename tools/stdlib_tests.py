@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,9 +55,12 @@ print("RESULT " + json.dumps({
 
 def run(module: str, mode: str, timeout: float) -> dict[str, object]:
     """One module in one mode, in a fresh interpreter; a dict of counts (or a status)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, module, mode], capture_output=True,
-                              text=True, timeout=timeout, cwd=str(REPO), stdin=subprocess.DEVNULL)
+        with tempfile.TemporaryDirectory() as scratch:  # the tests write TESTFN files in cwd
+            proc = subprocess.run([sys.executable, "-c", CHILD, module, mode], capture_output=True,
+                                  text=True, timeout=timeout, cwd=scratch, env=env,
+                                  stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return {"status": f"timeout after {timeout:.0f} s"}
     for line in proc.stdout.splitlines():

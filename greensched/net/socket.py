@@ -142,6 +142,21 @@ def _dontwait(flags_at: int, args: tuple[Any, ...], kwargs: Optional[dict[str, A
     return bool(flags & _MSG_DONTWAIT)
 
 
+def _listed(args: tuple[Any, ...], index: int) -> tuple[Any, ...]:
+    """``args`` with an iterator at ``index`` turned into a list, so that a retried
+    call sees the same items (a generator would be used up by the first attempt).
+    Anything else (sequences, and what the C code will reject) is left as it is."""
+    if len(args) <= index or isinstance(args[index], (list, tuple)):
+        return args
+    try:
+        iterator = iter(args[index])
+    except TypeError:
+        return args
+    if iterator is not args[index]:
+        return args  # iterable again: a sequence, a view...
+    return args[:index] + (list(iterator),) + args[index + 1:]
+
+
 def _notify_closed(fd: int) -> None:
     """Wake green threads of this OS thread parked on ``fd`` (about to be closed).
 
@@ -311,6 +326,7 @@ class socket(_stdlib_socket.socket):
 
         @_copy_doc
         def recvmsg_into(self, *args: Any) -> tuple[int, list[Any], int, Any]:
+            args = _listed(args, 0)  # a retry must see the same buffers
             try:
                 return _ss.recvmsg_into(self, *args)  # type: ignore[no-any-return]
             except BlockingIOError:
@@ -324,6 +340,7 @@ class socket(_stdlib_socket.socket):
         def sendmsg(self, *args: Any) -> int:
             if len(args) >= 4:  # sendmsg(buffers[, ancdata[, flags[, address]]])
                 args = args[:3] + (self._resolve(args[3]),) + args[4:]
+            args = _listed(_listed(args, 0), 1)  # a retry must send the same data
             try:
                 return _ss.sendmsg(self, *args)  # type: ignore[no-any-return]
             except BlockingIOError:
@@ -335,6 +352,9 @@ class socket(_stdlib_socket.socket):
 
         @_copy_doc
         def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
+            args = _listed(args, 0)
+            if "msg" in kwargs:
+                kwargs["msg"] = _listed((kwargs["msg"],), 0)[0]
             try:
                 return _ss.sendmsg_afalg(self, *args, **kwargs)  # type: ignore[no-any-return]
             except BlockingIOError:

@@ -79,6 +79,14 @@ def patch_all(
             )
         return
     _warn_if_late(choices)
+    if socket and not ssl:
+        warnings.warn(
+            "patch_all(socket=True, ssl=False): the stdlib's ssl.SSLSocket does not work over "
+            "green sockets (they are non-blocking underneath), so TLS connections will fail. "
+            "Keep ssl=True whenever socket=True.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     _first_call = choices
     if time:
         from . import _time

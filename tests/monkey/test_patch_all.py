@@ -191,3 +191,17 @@ def test_scripts_run_by_python_dash_m_greensched_are_preempted(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     share, preemptions = proc.stdout.split()
     assert float(share) > 0.3 and int(preemptions) > 10
+
+
+def test_socket_without_ssl_warns_that_tls_would_break() -> None:
+    proc = run_python(
+        """
+        import warnings, greensched
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            greensched.patch_all(ssl=False)
+        print(any("Keep ssl=True" in str(w.message) for w in caught))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"

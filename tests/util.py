@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -30,3 +31,23 @@ def run_python(
         timeout=timeout,
         cwd=str(REPO),
     )
+
+
+def fill(sock: socket.socket) -> None:
+    """Fill ``sock``'s send buffer until it is no longer writable."""
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+
+
+def drain(sock: socket.socket) -> None:
+    """Read and drop whatever ``sock`` has buffered."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        pass

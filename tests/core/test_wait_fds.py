@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import greensched
+from tests.util import drain, fill
 from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn
 from greensched._core._hub import get_hub
 
@@ -53,25 +54,6 @@ def registered_events(fd: int) -> int:
 
 def waiting() -> int:
     return get_hub()._netpoll.waiting
-
-
-def fill(sock: socket.socket) -> None:
-    """Fill ``sock``'s send buffer until it is no longer writable."""
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
-
-
-def drain(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    try:
-        while sock.recv(1 << 20):
-            pass
-    except BlockingIOError:
-        pass
 
 
 # -- waking up -----------------------------------------------------------------------

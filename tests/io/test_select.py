@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import greensched
+from tests.util import drain, fill
 from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn
 from greensched._core._hub import get_hub
 from greensched.net import select as green
@@ -69,25 +70,6 @@ def tcp() -> Iterator[tuple[socket.socket, socket.socket]]:
         conn, _ = server.accept()
     with client, conn:
         yield client, conn
-
-
-def fill(sock: socket.socket) -> None:
-    """Fill ``sock``'s send buffer until it is no longer writable."""
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
-
-
-def drain(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    try:
-        while sock.recv(1 << 20):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def raised(call: Callable[[], Any]) -> BaseException:

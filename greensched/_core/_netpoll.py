@@ -33,7 +33,7 @@ import errno
 import os
 import selectors
 import weakref
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 __all__ = ["Netpoller", "EVENT_READ", "EVENT_WRITE"]
 
@@ -96,6 +96,7 @@ class Netpoller:
         new = waiters is None
         if waiters is None:
             waiters = _FdWaiters()
+        old_mask = waiters.mask()
         if event == EVENT_READ:
             if waiters.reader is not None:
                 raise RuntimeError(
@@ -113,19 +114,8 @@ class Netpoller:
             waiters.writer = token
         else:
             raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
-        try:
-            if new:
-                self._register(fd, waiters.mask(), waiters)
-            else:
-                self._modify(fd, waiters.mask(), waiters)
-        except BaseException:
-            if event == EVENT_READ:
-                waiters.reader = None
-            else:
-                waiters.writer = None
-            raise
-        if new:
-            self._fds[fd] = waiters
+        self._apply(fd, waiters, new, old_mask, lambda: setattr(
+            waiters, "reader" if event == EVENT_READ else "writer", None))
 
     def _register(self, fd: int, mask: int, data: _FdWaiters) -> None:
         try:
@@ -187,6 +177,11 @@ class Netpoller:
         if token in watchers:
             return
         watchers[token] = None
+        self._apply(fd, waiters, new, old_mask, lambda: watchers.pop(token, None))
+
+    def _apply(self, fd: int, waiters: _FdWaiters, new: bool, old_mask: int,
+               undo: Callable[[], Any]) -> None:
+        """Make the selector watch ``waiters.mask()`` on ``fd``; if it refuses, ``undo()``."""
         mask = waiters.mask()
         try:
             if new:
@@ -194,7 +189,7 @@ class Netpoller:
             elif mask != old_mask:
                 self._modify(fd, mask, waiters)
         except BaseException:
-            del watchers[token]
+            undo()
             raise
         if new:
             self._fds[fd] = waiters

@@ -47,6 +47,7 @@ from typing import Any, Callable, Optional
 from .. import queue as _green_queue
 from .. import sync as _green_sync
 from .._core._hub import get_hub
+from .._core._preempt import mark_root
 from .._core._thread import GreenThread
 from ..local import local as _green_local
 from ._registry import patch_attr
@@ -96,6 +97,11 @@ def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         for lock in _sentinels.pop(get_ident(), ()):
             if lock.locked():
                 lock.release()
+
+
+# User code runs under _run: without this mark the preemptor would take the whole
+# stack for greensched's own (atomic) code and never preempt a threading.Thread.
+mark_root(_run)
 
 
 def _set_sentinel() -> Any:

@@ -184,3 +184,32 @@ print(_thread.allocate_lock().__class__.__module__, type(threading.Lock()).__mod
 """
     )
     assert out == ["_thread greensched.sync True"]
+
+
+def test_threading_threads_are_preempted() -> None:
+    """A CPU hog and a thread stuck in a C queue's get() started with threading.Thread
+    are switched away from: the others keep running (once, no patched thread was)."""
+    out = check(
+        """
+import _queue, threading, time, greensched
+stop = threading.Event()
+c_queue = _queue.SimpleQueue()        # C code nobody made green: get() blocks the OS thread
+got = []
+def hog():
+    while not stop.is_set():
+        pass
+def stuck_consumer():
+    for _ in range(20):
+        got.append(c_queue.get())
+def producer():
+    for i in range(20):
+        c_queue.put(i)
+        time.sleep(0.001)
+threads = [threading.Thread(target=f) for f in (hog, stuck_consumer, producer)]
+for t in threads: t.start()
+threads[1].join(60); threads[2].join(60)
+stop.set(); threads[0].join(60)
+print(got == list(range(20)), greensched.stats()["preemptions"] > 0)
+"""
+    )
+    assert out == ["True True"], out

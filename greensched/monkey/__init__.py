@@ -16,7 +16,7 @@ What each switch replaces (each green module declares it in ``__implements__``):
 ``select``  ``select.select``, ``select.poll``
 ``selectors`` ``selectors.DefaultSelector``, ``PollSelector``, ``SelectSelector``
 ``threading`` ``_thread`` (threads, locks, idents, ``_local``), ``threading``'s copies
-            of them and its module locks, ``queue``'s classes (3.11, 3.12)
+            of them and its module locks, ``queue``'s classes
 ``ssl``      ``ssl.SSLContext.sslsocket_class``: ``wrap_socket`` makes green TLS sockets
 ``subprocess`` ``os.waitpid``, and the selector ``subprocess.communicate`` uses
 ==========  =================================================================
@@ -51,21 +51,18 @@ def patch_all(
     dns: bool = True,
     select: bool = True,
     selectors: bool = True,
-    threading: Optional[bool] = None,
+    threading: bool = True,
     subprocess: bool = True,
     ssl: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
-    Each keyword turns one part on or off (all on by default; ``threading``, which
-    also covers ``_thread`` and ``queue``, defaults to on where it is supported:
-    Python 3.11 and 3.12). Calling it again with the same choices does nothing;
+    Each keyword turns one part on or off (all on by default; ``threading`` also
+    covers ``threading``'s ``_thread`` primitives and ``queue``). Calling it again with the same choices does nothing;
     with different choices it warns and keeps the first call's (unpatching is not
     supported: it would leave half-green state).
     """
     global _first_call
-    if threading is None:
-        threading = sys.version_info < (3, 13)
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
                "threading": threading, "subprocess": subprocess, "ssl": ssl}
     if _first_call is not None:

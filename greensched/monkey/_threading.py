@@ -32,8 +32,12 @@ By design, a green thread is not an OS thread: ``_thread._count()``,
 ``get_native_id()`` and ``threading.Thread.native_id`` still count and name OS
 threads.
 
-Python 3.13 reworked these internals (``start_joinable_thread`` and thread
-handles); patching them there is not supported yet, and says so.
+Python 3.13 reworked these internals: threads are started with
+``start_joinable_thread`` and joined (also at exit, by ``_thread._shutdown``)
+through ``_ThreadHandle`` objects; ``_set_sentinel`` and ``_shutdown_locks_lock``
+are gone. There ``threading``'s copies of ``_start_joinable_thread``,
+``_ThreadHandle``, ``_make_thread_handle`` and ``_thread_shutdown`` become the green
+ones below (`ThreadHandle`); 3.11 and 3.12 get the sentinel locks.
 """
 
 from __future__ import annotations
@@ -52,11 +56,19 @@ from .._core._thread import GreenThread
 from ..local import local as _green_local
 from ._registry import patch_attr
 
-__implements__ = ["_start_new_thread", "_allocate_lock", "_set_sentinel", "get_ident", "Lock",
-                  "_CRLock", "local", "_active_limbo_lock", "_shutdown_locks_lock"]
+_HANDLES = sys.version_info >= (3, 13)  # thread handles instead of sentinel locks
+__implements__ = ["_allocate_lock", "get_ident", "Lock", "_CRLock", "local", "_active_limbo_lock"]
+if _HANDLES:
+    __implements__ += ["_start_joinable_thread", "_ThreadHandle", "_make_thread_handle",
+                       "_thread_shutdown"]
+else:
+    __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
-#: Sentinel locks of running green threads, by ident, released when the thread ends.
+#: `_thread._shutdown` as it was (3.13+): it waits for non-daemon OS threads.
+_original_shutdown: Callable[[], None] = lambda: None
+
+#: Sentinel locks of running green threads, by ident, released when the thread ends (< 3.13).
 _sentinels: dict[int, list[Any]] = {}
 
 
@@ -83,8 +95,9 @@ def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...],
     return thread.ident
 
 
-def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Body of a `start_new_thread` thread: as `_thread` does, report what escapes."""
+def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+         handle: Optional["ThreadHandle"] = None) -> None:
+    """Body of a started thread: as `_thread` does, report what escapes; then mark it done."""
     try:
         function(*args, **kwargs)
     except SystemExit:
@@ -97,6 +110,8 @@ def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         for lock in _sentinels.pop(get_ident(), ()):
             if lock.locked():
                 lock.release()
+        if handle is not None:
+            handle._set_done()
 
 
 # User code runs under _run: without this mark the preemptor would take the whole
@@ -111,24 +126,90 @@ def _set_sentinel() -> Any:
     return lock
 
 
+class ThreadHandle:
+    """`_thread._ThreadHandle` for a green thread (3.13+): its ident, join, and done flag."""
+
+    def __init__(self, ident: Optional[int] = None) -> None:
+        self.ident = ident
+        self._done = _green_sync.Event()
+
+    def is_done(self) -> bool:
+        return self._done.is_set()
+
+    def _set_done(self) -> None:
+        _non_daemon.discard(self)
+        self._done.set()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        """Wait until the thread is done, or ``timeout`` seconds (`Thread.join` semantics)."""
+        if self.ident is not None and self.ident == get_ident() and not self.is_done():
+            raise RuntimeError("Cannot join current thread")
+        self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"<greensched ThreadHandle ident={self.ident} done={self.is_done()}>"
+
+
+#: Handles of running non-daemon threads, which interpreter exit waits for (3.13+).
+_non_daemon: set[ThreadHandle] = set()
+
+
+def start_joinable_thread(function: Callable[[], Any], handle: Optional[ThreadHandle] = None,
+                          daemon: bool = True) -> ThreadHandle:
+    """`_thread.start_joinable_thread`, green: start ``function``; return its handle."""
+    if not callable(function):
+        raise TypeError("thread function must be callable")
+    if handle is None:
+        handle = ThreadHandle()
+    elif not isinstance(handle, ThreadHandle):
+        raise TypeError(f"handle must be a greensched ThreadHandle, not {type(handle).__name__} "
+                        "(was threading imported before patch_all()?)")
+    elif handle.ident is not None:
+        raise RuntimeError("thread already started")
+    thread = GreenThread(target=_run, args=(function, (), {}, handle), daemon=True)
+    handle.ident = thread.ident
+    if not daemon:
+        _non_daemon.add(handle)
+    thread.start()
+    return handle
+
+
+def make_thread_handle(ident: int) -> ThreadHandle:
+    """`_thread._make_thread_handle`: a handle for a thread that is already running."""
+    return ThreadHandle(ident)
+
+
+def thread_shutdown() -> None:
+    """`_thread._shutdown`, green: wait for the non-daemon green threads, then the OS ones."""
+    while _non_daemon:
+        handle = _non_daemon.pop()
+        if handle.ident != get_ident():
+            handle.join()
+    _original_shutdown()
+
+
 def patch() -> None:
     """Install the green thread primitives into `threading` and `queue`."""
-    if sys.version_info >= (3, 13):
-        raise NotImplementedError(
-            "patching threading is not supported on Python 3.13 yet (its thread handles are "
-            "new); use patch_all(threading=False) and greensched.spawn/GreenThread directly"
-        )
+    global _original_shutdown
     in_threading = {
-        "_start_new_thread": start_new_thread,
         "_allocate_lock": _green_sync.Lock,
-        "_set_sentinel": _set_sentinel,
         "get_ident": get_ident,
         "Lock": _green_sync.Lock,
         "_CRLock": _green_sync.RLock,
         "local": _green_local,
         "_active_limbo_lock": _green_sync.RLock(),
+        # 3.11, 3.12
+        "_start_new_thread": start_new_thread,
+        "_set_sentinel": _set_sentinel,
         "_shutdown_locks_lock": _green_sync.Lock(),
+        # 3.13+
+        "_start_joinable_thread": start_joinable_thread,
+        "_ThreadHandle": ThreadHandle,
+        "_make_thread_handle": make_thread_handle,
+        "_thread_shutdown": thread_shutdown,
     }
+    if _HANDLES:
+        _original_shutdown = _stdlib_threading._thread_shutdown
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     for name in __implements_queue__:

@@ -78,7 +78,7 @@ def stats() -> dict[str, Any]:
     threads = list(hub._threads.values())
     out: dict[str, Any] = {
         "threads": len(threads),
-        "ready": len(hub._ready),
+        "ready": hub.ready_count(),
         "parked": sum(1 for t in threads if t.state == "PARKED"),
         "switches": hub.switches,
         "timers": len(hub._timers),

@@ -313,7 +313,7 @@ class Preemptor:
         if self._depth == 0 and self.deferred:
             self.deferred = False
             hub = self._hub
-            if hub.current is not None and (hub._ready or hub._yielded):
+            if hub.current is not None and hub.others_ready():
                 self.preemptions += 1
                 hub.yield_now()  # honour the request that arrived inside the section
 
@@ -366,7 +366,7 @@ class Preemptor:
             ran = now - hub.resumed_at
             if ran < self.slice and not (ran >= self._granularity and self._timer_due(now)):
                 return None
-            if not (hub._ready or hub._yielded or hub._netpoll.waiting or self._timer_due(now)):
+            if not (hub.others_ready() or hub._netpoll.waiting or self._timer_due(now)):
                 return None  # nobody else could run: look again at the next tick
             self._want_at = hub.switches
             self.requests += 1

@@ -421,3 +421,50 @@ def test_forked_child_does_not_run_the_parents_other_threads() -> None:
     parent_pid_lines = [l for l in lines if l.startswith("worker")]
     assert len(parent_pid_lines) == 2  # ran and finally, once each: in the parent only
     assert len({l.split()[-1] for l in parent_pid_lines}) == 1
+
+
+def test_a_hand_off_runs_next_ahead_of_the_rest_of_the_pass() -> None:
+    """The thread woken by a hand-off runs as soon as its waker parks, before a
+    bystander that was ready earlier (Go's runnext); so does the reply."""
+    order: list[str] = []
+    ping, pong = Queue(), Queue()
+
+    def echo() -> None:
+        pong.put(ping.get())
+        order.append("echo handed back")
+
+    echoer = spawn(echo)
+    greensched.sleep(0)  # the echo thread parks in ping.get()
+    bystander = spawn(order.append, "bystander ran")  # ready now, waiting for its turn
+    ping.put("x")  # a hand-off
+    assert pong.get() == "x"
+    order.append("main got it back")
+    bystander.join()
+    echoer.join()
+    assert order == ["echo handed back", "main got it back", "bystander ran"], order
+
+
+def test_a_ping_pong_pair_cannot_starve_a_ready_thread_even_without_preemption() -> None:
+    """Hand-offs chain for one slice at most, then the pair takes turns like anyone."""
+    before = greensched.get_preemption()
+    greensched.set_preemption(False)
+    try:
+        ping, pong, stop = Queue(), Queue(), Event()
+
+        def echo() -> None:
+            while not stop.is_set():
+                pong.put(ping.get())
+
+        def pinger() -> None:
+            while not stop.is_set():
+                ping.put("x")
+                pong.get()
+
+        pair = [spawn(echo), spawn(pinger)]
+        spawn(stop.set).join()  # it must get a turn while the pair ping-pongs
+        ping.put("last")  # whichever of the pair is parked in get() wakes and sees stop
+        pong.put("last")
+        for thread in pair:
+            thread.join()
+    finally:
+        greensched.set_preemption(*before)

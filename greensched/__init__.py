@@ -7,7 +7,7 @@ timer that keeps one busy or stuck thread from freezing the others.
 from ._core._errors import DeadlockError, GreenThreadExit, HubError
 from ._core._thread import GreenThread
 from .local import local
-from .monkey import patch_all
+from .monkey import is_patched, original, patch_all
 from .queue import Empty, Full, LifoQueue, PriorityQueue, Queue, SimpleQueue
 from .scheduler import (
     current_thread,
@@ -19,6 +19,7 @@ from .scheduler import (
     sleep,
     spawn,
     stats,
+    wait_fds,
     wait_readable,
     wait_writable,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "BoundedSemaphore", "Condition", "DeadlockError", "Empty", "Event", "Full",
     "GreenThread", "GreenThreadExit", "HubError", "LifoQueue", "Lock", "PriorityQueue",
     "Queue", "RLock", "Semaphore", "SimpleQueue", "Timeout", "TimeoutExpired",
-    "current_thread", "get_preemption", "local", "no_preempt", "notify_fd_closed", "patch_all", "run",
-    "set_preemption", "sleep", "spawn", "stats", "to_thread", "wait_readable", "wait_writable",
+    "current_thread", "get_preemption", "is_patched", "local", "no_preempt", "notify_fd_closed",
+    "original", "patch_all", "run", "set_preemption", "sleep", "spawn", "stats", "to_thread",
+    "wait_fds", "wait_readable", "wait_writable",
 ]

@@ -7,6 +7,7 @@ as ``__main__``, with its own ``sys.argv``, the way ``python script.py`` would.
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 from typing import Optional
@@ -57,6 +58,8 @@ def _run(module: Optional[str], target: Optional[str], args: list[str]) -> None:
     else:
         assert target is not None
         sys.argv = [target] + args
+        # As `python script.py` does: the script's folder, not ours, comes first on the path.
+        sys.path[0] = os.path.dirname(os.path.abspath(target))
         runpy.run_path(target, run_name="__main__")
 
 

@@ -6,7 +6,7 @@ greensched's own higher layers. Nothing here holds state of its own.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from ._core import _preempt
 from ._core._hub import current_thread, get_hub, sleep, spawn
@@ -14,7 +14,7 @@ from ._core._preempt import NoPreempt
 
 __all__ = [
     "spawn", "sleep", "run", "current_thread", "no_preempt", "set_preemption",
-    "get_preemption", "wait_readable", "wait_writable", "notify_fd_closed", "stats",
+    "get_preemption", "wait_readable", "wait_writable", "wait_fds", "notify_fd_closed", "stats",
 ]
 
 
@@ -65,6 +65,16 @@ def wait_readable(fd: int, timeout: Optional[float] = None) -> bool:
 def wait_writable(fd: int, timeout: Optional[float] = None) -> bool:
     """Park until ``fd`` is writable (True) or ``timeout`` seconds pass (False)."""
     return get_hub().wait_writable(fd, timeout)
+
+
+def wait_fds(readers: Iterable[Any], writers: Iterable[Any] = (),
+             timeout: Optional[float] = None) -> bool:
+    """Park until any of ``readers`` is readable or ``writers`` writable (True), or timeout.
+
+    Only watches: any number of green threads may watch one fd. It does not say
+    which fd is ready; look with a zero-timeout ``select`` before and after.
+    """
+    return get_hub().wait_fds(readers, writers, timeout)
 
 
 def notify_fd_closed(fd: int) -> None:

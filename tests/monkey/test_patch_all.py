@@ -150,16 +150,19 @@ print(f"{elapsed:.3f}")
 
 
 def test_python_dash_m_greensched_runs_a_script_with_its_argv(tmp_path: Path) -> None:
+    """... with its own folder first on sys.path (its sibling modules import), as python does."""
+    (tmp_path / "sibling_helper.py").write_text("NAME = 'sibling'\n")
     script = tmp_path / "prog.py"
     script.write_text(
         "import sys, time\n"
+        "import sibling_helper\n"
         "from greensched.monkey import is_patched\n"
-        "print(sys.argv[1:], is_patched('time', 'sleep'), __name__)\n"
+        "print(sys.argv[1:], is_patched('time', 'sleep'), __name__, sibling_helper.NAME)\n"
     )
     proc = subprocess.run([sys.executable, "-m", "greensched", "--slice", "5", str(script), "a", "--b"],
                           capture_output=True, text=True, timeout=60, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['a', '--b'] True __main__"
+    assert proc.stdout.strip() == "['a', '--b'] True __main__ sibling"
 
 
 def test_python_dash_m_greensched_runs_a_module_and_rejects_bad_options() -> None:

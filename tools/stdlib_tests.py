@@ -145,10 +145,10 @@ def _run_once(module: str, mode: str, skip: dict[str, str], timeout: float,
     # A test that started and never stopped is the culprit; a hang between tests
     # (a class or module fixture) names none.
     last = marks[-1][len("START "):] if marks and marks[-1].startswith("START ") else ""
+    where = {"last_mark": marks[-1] if marks else "", "stderr_tail": stderr.splitlines()[-40:]}
     if code is None:
-        return {"status": f"timeout after {timeout:.0f} s"}, last
-    tail = stderr.strip().splitlines()[-1:]
-    return {"status": f"crashed (exit {code}): {tail}"}, last
+        return {"status": f"timeout after {timeout:.0f} s", **where}, last
+    return {"status": f"crashed (exit {code}) after {where['last_mark'] or 'no test'}", **where}, last
 
 
 def run(module: str, mode: str, timeout: float, test_timeout: float,

@@ -1,6 +1,6 @@
 """Run CPython's own test modules with and without greensched.patch_all(); compare.
 
-    python tools/stdlib_tests.py [--timeout S] [--test-timeout S] [test_queue ...]
+    python tools/stdlib_tests.py [--timeout S] [--test-timeout S] [--gevent] [test_queue ...]
 
 Each (module, patched?) pair runs in a fresh interpreter: the patched one calls
 `greensched.patch_all()` before anything else, and stubs `test.support`'s
@@ -20,7 +20,9 @@ Two things keep one bad test from hiding a module's results:
   *hung* and runs the module again without it. Hung tests count as errors.
 
 The table lists ran / passed / failed / errors / skipped per module, patched next
-to unpatched, plus what was excluded or hung; compare *passed*.
+to unpatched, plus what was excluded or hung; compare *passed*. ``--gevent`` adds
+the same module under gevent's ``monkey.patch_all()`` (the same stubs, no
+exclusions), the incumbent we measure ourselves against.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ MAX_HANGS = 8
 CHILD = r"""
 import faulthandler, json, sys, unittest
 module_name, mode, test_timeout, skip = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4])
-if mode == "patched":
-    import greensched
-    greensched.patch_all()
+if mode in ("patched", "gevent"):
+    if mode == "patched":
+        import greensched
+        greensched.patch_all()
+    else:
+        from gevent import monkey
+        monkey.patch_all()
     from test import support
     from test.support import threading_helper
     threading_helper.threading_setup = lambda: ()
@@ -154,7 +160,7 @@ def _run_once(module: str, mode: str, skip: dict[str, str], timeout: float,
 def run(module: str, mode: str, timeout: float, test_timeout: float,
         exclusions: dict[str, str]) -> dict[str, object]:
     """One module in one mode; hung tests are dropped and the module run again."""
-    skip = dict(exclusions) if mode == "patched" else {}
+    skip = dict(exclusions)
     hung: list[str] = []
     while True:
         result, last = _run_once(module, mode, skip, timeout, test_timeout)
@@ -188,23 +194,32 @@ def main() -> None:
                         help="seconds one test may take before it counts as hung (default 120)")
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,
                         help="also run each module unpatched (default: yes)")
+    parser.add_argument("--gevent", action="store_true",
+                        help="also run each module under gevent's monkey.patch_all(), to compare")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     options = parser.parse_args()
     exclusions = load_exclusions()
     print(f"python {sys.version.split()[0]}")
+    gevent_head = " gevent: ran | passed | failed | errors | skipped |" if options.gevent else ""
     print("| module | unpatched: ran | passed | failed | errors | skipped "
-          "| patched: ran | passed | failed | errors | skipped | excluded | hung |")
-    print("|---" * 13 + "|")
+          "| patched: ran | passed | failed | errors | skipped | excluded | hung |" + gevent_head)
+    print("|---" * (18 if options.gevent else 13) + "|")
     raw = {}
     for module in options.modules:
         plain: dict[str, object] = {"status": "not run"}
         if options.plain:
-            plain = run(module, "plain", options.timeout, options.test_timeout, exclusions)
+            plain = run(module, "plain", options.timeout, options.test_timeout, {})
         green = run(module, "patched", options.timeout, options.test_timeout, exclusions)
         raw[module] = {"plain": plain, "patched": green}
         extra = (f"{green.get('excluded', '')} | {len(green.get('hung', []))}"  # type: ignore[arg-type]
                  if "status" not in green else " | ")
-        print(f"| {module} | {cells(plain)} | {cells(green)} | {extra} |", flush=True)
+        row = f"| {module} | {cells(plain)} | {cells(green)} | {extra} |"
+        if options.gevent:
+            # gevent gets no exclusions: the comparison is with what it passes as is.
+            peer = run(module, "gevent", options.timeout, options.test_timeout, {})
+            raw[module]["gevent"] = peer
+            row += f" {cells(peer)} |"
+        print(row, flush=True)
         if options.json:
             options.json.write_text(json.dumps(raw, indent=1))
 

@@ -17,7 +17,8 @@ whose instruction names this module looks up by name, not number):
   gets ``RuntimeError: reentrant call``), ``input()`` (holds the readline lock) and
   ``select.poll`` objects (a "poll running" flag). So a call is classified by the
   *name* of its callee, read from the bytecode that loaded it: file-like names
-  (``print``, ``write``, ``flush``, ``readline``...) are **unsafe**, anything else is
+  (``print``, ``write``, ``flush``, ``readline``...) are **unsafe**, except the bare
+  system calls ``os.read``/``os.write`` & co. (no object, no lock); anything else is
   **safe**: ``time.monotonic()`` in a busy loop, ``hashlib`` updates, and the
   unpatched blocking calls that retry their syscall after EINTR (``time.sleep``,
   ``lock.acquire``, ``select.select``, socket calls), which hold nothing but their
@@ -81,6 +82,13 @@ _UNSAFE_NAMES = frozenset((
     "readline", "readlines", "readall", "peek", "seek", "tell", "truncate", "close", "detach",
     "poll", "next", "__next__", "dump", "writerow", "writerows",
 ))
+#: ...except these, which are bare system calls on an fd: no object, no lock, just a
+#: retry after EINTR (``os.read(pipe, n)`` waiting for a child that a green thread
+#: has yet to start must be switched away from, or it waits forever).
+_RAW_SYSCALLS = frozenset(
+    f"{module}.{name}" for module in ("os", "posix")
+    for name in ("read", "write", "readv", "writev", "pread", "pwrite", "close")
+)
 
 _IMPORT_FILES = frozenset(("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"))
 #: Code objects of greensched where a thread's own code begins (thread entry points).
@@ -121,18 +129,21 @@ def classify(frame: FrameType) -> str:
 
 
 def _classify_call(code: CodeType, lasti: int) -> str:
-    name = callee_name(code, lasti)
+    name = callee_name(code, lasti, qualified=True)
     if name is None:
         return UNKNOWN
-    return UNSAFE if name in _UNSAFE_NAMES else SAFE_CALL
+    if name in _RAW_SYSCALLS:
+        return SAFE_CALL
+    return UNSAFE if name.rpartition(".")[2] in _UNSAFE_NAMES else SAFE_CALL
 
 
-def callee_name(code: CodeType, offset: int) -> Optional[str]:
+def callee_name(code: CodeType, offset: int, qualified: bool = False) -> Optional[str]:
     """The name of what the call at ``offset`` calls (``sleep`` in ``time.sleep(1)``).
 
     Walks back from the call over its arguments, adding up stack effects, until the
     arguments are accounted for; the instruction before them loaded the callee.
     Returns None when that is not straight-line code (a jump among the arguments).
+    ``qualified``: an attribute of a global name comes with it (``time.sleep``).
     """
     instrs = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
     at = next((n for n, i in enumerate(instrs) if i.offset == offset), None)
@@ -156,6 +167,11 @@ def callee_name(code: CodeType, offset: int) -> Optional[str]:
                 j -= 1
                 continue
             if ins.opname in _NAME_LOADS and isinstance(ins.argval, str):
+                owner = instrs[j - 1] if j > 0 else None
+                if (qualified and ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and owner is not None
+                        and owner.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+                        and isinstance(owner.argval, str) and not ins.is_jump_target):
+                    return f"{owner.argval}.{ins.argval}"
                 return ins.argval
             return None
         if ins.is_jump_target or "JUMP" in ins.opname or ins.opname.startswith("FOR_ITER"):

@@ -15,15 +15,16 @@ What each switch replaces (each green module declares it in ``__implements__``):
             ``getnameinfo``, ``getfqdn`` (run on real OS threads)
 ``select``  ``select.select``, ``select.poll``
 ``selectors`` ``selectors.DefaultSelector``, ``PollSelector``, ``SelectSelector``
-``threading`` ``_thread`` (threads, locks, idents, ``_local``), ``threading``'s copies
-            of them and its module locks, ``queue``'s classes
+``threading`` ``_thread``'s thread starters; ``threading``'s copies of the
+            ``_thread`` primitives (threads, locks, idents, ``_local``) and
+            its module locks; ``queue``'s classes
 ``ssl``      ``ssl.SSLContext.sslsocket_class``: ``wrap_socket`` makes green TLS sockets
-``subprocess`` ``os.waitpid``, and the selector ``subprocess.communicate`` uses
+``subprocess`` ``os.waitpid``, ``subprocess.Popen`` (green pipe files), and the
+            selector ``communicate`` uses
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
-"sleep")``; ``is_patched("socket")`` answers. Not yet patched (coming): green
-pipes for ``subprocess`` (use ``communicate()``).
+"sleep")``; ``is_patched("socket")`` answers.
 """
 
 from __future__ import annotations

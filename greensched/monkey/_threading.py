@@ -20,13 +20,19 @@ keeping the stdlib's own Python code and semantics:
 preempted while holding a real lock would block every other one that wants it.
 `queue.Queue`, `LifoQueue`, `PriorityQueue` and `SimpleQueue` become greensched's.
 
-The `_thread` module itself is left alone, on purpose. The import system takes its
-module locks from ``_thread.allocate_lock`` and names owners with
-``_thread.get_ident``, in every OS thread, including `to_thread`'s pool threads:
-green locks there would be waited on from OS threads whose hub cannot be woken by
-the lock's. Real import locks keyed by the OS thread stay correct because an
-import is never preempted (see ``_core/_preempt.py``). Code that starts threads or
-makes locks through ``_thread`` directly gets OS-level ones.
+In the `_thread` module itself only the functions that *start* threads are
+replaced (``start_new_thread``, its alias ``start_new``, and on 3.13
+``start_joinable_thread``): code that starts its threads there (CPython's own
+socket tests do) gets green threads, which can use the green `threading`
+primitives the rest of the program shares with them. Its locks and idents stay
+OS-level, on purpose. The import system takes its module locks from
+``_thread.allocate_lock`` and names owners with ``_thread.get_ident``, in every OS
+thread, including `to_thread`'s pool threads: green locks there would be waited on
+from OS threads whose hub cannot be woken by the lock's. Real import locks keyed
+by the OS thread stay correct because an import is never preempted (see
+``_core/_preempt.py``). A green thread that blocks on a ``_thread.allocate_lock()``
+lock blocks the OS thread until preemption switches it out, a tick at a time:
+use `threading.Lock`, which is green.
 
 By design, a green thread is not an OS thread: ``_thread._count()``,
 ``get_native_id()`` and ``threading.Thread.native_id`` still count and name OS
@@ -42,6 +48,7 @@ ones below (`ThreadHandle`); 3.11 and 3.12 get the sentinel locks.
 
 from __future__ import annotations
 
+import _thread as _thread_module
 import queue as _stdlib_queue
 import sys
 import threading as _stdlib_threading
@@ -63,6 +70,8 @@ if _HANDLES:
                        "_thread_shutdown"]
 else:
     __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
+__implements_thread__ = ["start_new_thread", "start_new"] if not _HANDLES else [
+    "start_new_thread", "start_new", "start_joinable_thread"]
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
 #: `_thread._shutdown` as it was (3.13+): it waits for non-daemon OS threads.
@@ -212,5 +221,10 @@ def patch() -> None:
         _original_shutdown = _stdlib_threading._thread_shutdown
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
+    in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,
+                        "start_joinable_thread": start_joinable_thread}
+    for name in __implements_thread__:
+        if hasattr(_thread_module, name):  # start_new, a deprecated alias, may go away
+            patch_attr(_thread_module, name, in_thread_module[name])
     for name in __implements_queue__:
         patch_attr(_stdlib_queue, name, getattr(_green_queue, name))

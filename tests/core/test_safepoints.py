@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dis
+import os
 import sys
 import time
 from types import FrameType
@@ -24,6 +25,7 @@ def sample(x: Any, fh: Any, lock: Any, kw: Any) -> None:  # never called: its by
     time.monotonic()
     fh.write(x if x else "y")
     fh.writelines(map(str, x))
+    os.read(x, 1)
 
 
 CALL_OPS = {"CALL", "CALL_KW"}
@@ -34,7 +36,10 @@ def test_callee_names_of_every_call_in_order() -> None:
     names = [callee_name(sample.__code__, i.offset)
              for i in dis.get_instructions(sample) if i.opname in CALL_OPS]
     assert names == ["print", "write", "sleep", "flush", "len", "print", "acquire", "monotonic",
-                     None, "map", "writelines"]
+                     None, "map", "writelines", "read"]
+    qualified = [callee_name(sample.__code__, i.offset, qualified=True)
+                 for i in dis.get_instructions(sample) if i.opname in CALL_OPS]
+    assert qualified[2:4] == ["time.sleep", "flush"] and qualified[-1] == "os.read", qualified
 
 
 def test_classify_calls_by_callee() -> None:
@@ -45,6 +50,7 @@ def test_classify_calls_by_callee() -> None:
     }
     assert verdicts["print"] == verdicts["write"] == verdicts["flush"] == UNSAFE
     assert verdicts["sleep"] == verdicts["acquire"] == verdicts["monotonic"] == SAFE_CALL
+    assert verdicts["read"] == SAFE_CALL  # os.read: a bare system call, unlike fh.read
     assert verdicts[None] == UNKNOWN
 
 

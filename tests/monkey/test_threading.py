@@ -171,16 +171,24 @@ print("main done", flush=True)
     assert out == ["main done", "late thread done"]
 
 
-def test_the_thread_module_itself_stays_os_level() -> None:
-    """_thread is left alone (import locks live there); threading's copies are green."""
+def test_the_thread_module_starts_green_threads_but_keeps_os_locks_and_idents() -> None:
+    """_thread's locks and idents stay OS-level (import locks live there); threading's
+    copies are green; and threads started through _thread directly are green."""
     out = check(
         """
-import _thread, threading
+import _thread, threading, greensched
 print(_thread.allocate_lock().__class__.__module__, type(threading.Lock()).__module__,
       _thread.get_ident() == threading.get_ident())
+done, seen = threading.Event(), []
+def body(tag):
+    seen.append((tag, threading.get_native_id()))
+    done.set()                      # a green Event, set from the new thread
+_thread.start_new_thread(body, ("started",))
+print(done.wait(30), seen == [("started", threading.get_native_id())],
+      greensched.original("_thread", "start_new_thread") is not _thread.start_new_thread)
 """
     )
-    assert out == ["_thread greensched.sync True"]
+    assert out == ["_thread greensched.sync True", "True True True"], out
 
 
 def test_threading_threads_are_preempted() -> None:

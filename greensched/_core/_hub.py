@@ -524,6 +524,8 @@ class Hub:
                 if preemptor is not None and ready:
                     preemptor.maybe_arm()
                 for _ in range(len(ready)):
+                    if not ready:
+                        break  # a fork in the child emptied it (see _after_fork_in_child)
                     thread = ready.popleft()
                     if thread._state is not READY:
                         continue  # killed before it ever ran

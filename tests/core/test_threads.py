@@ -363,6 +363,38 @@ def test_forked_child_can_spawn_and_sleep() -> None:
     assert "child exit 0" in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_fork_from_a_thread_with_others_ready_in_the_same_pass() -> None:
+    """The child's hub carries on the parent's pass with an emptied run queue.
+
+    Once, it popped from the emptied queue and the child's forking thread got an
+    IndexError at its next wait (seen in CPython's test_ForkingTCPServer).
+    """
+    proc = run_python(
+        """
+        import os, greensched
+        result = []
+        def forker():
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    greensched.sleep(0.01)   # the hub resumes the pass it was in
+                    code = 0
+                except BaseException as exc:
+                    os.write(2, repr(exc).encode())
+                    code = 3
+                os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            result.append(os.waitstatus_to_exitcode(status))
+        threads = [greensched.spawn(forker)] + [greensched.spawn(greensched.sleep, 0) for _ in range(5)]
+        for t in threads:
+            t.join()
+        print("child exit", result[0], flush=True)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "child exit 0" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_no_signal_is_left_armed_after_the_program_ends() -> None:
     """The interval timer is stopped at exit: no 'Alarm clock' death after main returns."""
     proc = run_python(

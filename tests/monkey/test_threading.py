@@ -218,3 +218,20 @@ print(got == list(range(20)), greensched.stats()["preemptions"] > 0)
 """
     )
     assert out == ["True True"], out
+
+
+def test_threading_event_is_the_green_event_and_keeps_its_api() -> None:
+    """threading.Event is greensched.Event once patched (every Thread makes one)."""
+    out = check(
+        """
+import threading, greensched
+ev = threading.Event()
+t = threading.Thread(target=ev.set)
+print(threading.Event is greensched.Event, ev.is_set(), ev.wait(0.01))
+t.start()
+print(ev.wait(30), ev.is_set(), t._started.is_set(), greensched.is_patched("threading", "Event"))
+ev.clear()
+print(ev.is_set(), ev.wait(0))
+"""
+    )
+    assert out == ["True False False", "True True True True", "False False"], out

@@ -185,10 +185,16 @@ class Hub:
         if len(self._threads) <= 1 and self._all_done:
             self._all_done.wake_all()
 
-    def _carrier_run(self, thread: Optional[GreenThread]) -> None:
-        """The run function of every carrier greenlet: run threads until let go."""
+    def _carrier_run(self) -> None:
+        """The run function of every carrier greenlet: run threads until let go.
+
+        Its first thread is the one `_resume` made current (not a switch argument:
+        greenlet would keep that alive as long as the carrier lives).
+        """
+        thread = self.current
         while thread is not None:
             thread._bootstrap()
+            thread = None  # an idle carrier must not keep its last thread (and its locals) alive
             thread = self._carrier_idle()
 
     def _carrier_idle(self) -> Optional[GreenThread]:
@@ -600,11 +606,11 @@ class Hub:
         glet = thread._glet
         if glet is None:
             if self._carriers:
-                glet = self._carriers.pop()
+                glet = thread._glet = self._carriers.pop()
+                glet.switch(thread)  # `_carrier_idle` returns it
             else:
-                glet = greenlet(self._carrier_run, parent=self._glet)
-            thread._glet = glet
-            glet.switch(thread)
+                glet = thread._glet = greenlet(self._carrier_run, parent=self._glet)
+                glet.switch()
         else:
             exc = thread._resume_exc
             if exc is None:

@@ -66,9 +66,9 @@ from ._registry import patch_attr
 
 _HANDLES = sys.version_info >= (3, 13)  # thread handles instead of sentinel locks
 __implements__ = ["_allocate_lock", "get_ident", "Lock", "_CRLock", "local", "_active_limbo_lock",
-                  "Event"]
+                  "Event", "_DummyThread"]
 if _HANDLES:
-    __implements__ += ["_start_joinable_thread", "_ThreadHandle", "_make_thread_handle",
+    __implements__ += ["_thread_local_info", "_start_joinable_thread", "_ThreadHandle", "_make_thread_handle",
                        "_thread_shutdown"]
 else:
     __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
@@ -199,6 +199,39 @@ def thread_shutdown() -> None:
     _original_shutdown()
 
 
+class _DummyRemover:
+    """Takes a `threading._DummyThread` out of ``threading._active`` when dropped.
+
+    ``threading.current_thread()`` in a green thread that is no ``threading.Thread``
+    (one made by `greensched.spawn`: every log record asks) registers a
+    ``_DummyThread`` under the green thread's ident. 3.11 and 3.12 never remove it;
+    3.13 does through an OS-thread ``local``, shared by all green threads. One of
+    these lives in a `greensched.local` instead: it goes when the green thread goes.
+    """
+
+    __slots__ = ("_ident", "_dummy")
+
+    def __init__(self, dummy: Any) -> None:
+        self._ident = dummy.ident
+        self._dummy = dummy
+
+    def __del__(self) -> None:
+        active = _stdlib_threading._active  # a plain dict: no lock needed for one pop
+        if active.get(self._ident) is self._dummy:
+            active.pop(self._ident, None)
+
+
+_dummy_removers = _green_local()
+
+
+class _GreenDummyThread(_stdlib_threading._DummyThread):  # type: ignore[misc, name-defined]
+    """`threading._DummyThread` that is forgotten when its green thread ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        _dummy_removers.remover = _DummyRemover(self)
+
+
 def patch() -> None:
     """Install the green thread primitives into `threading` and `queue`."""
     global _original_shutdown
@@ -224,6 +257,9 @@ def patch() -> None:
         "_make_thread_handle": make_thread_handle,
         "_thread_shutdown": thread_shutdown,
     }
+    in_threading["_DummyThread"] = _GreenDummyThread
+    if hasattr(_stdlib_threading, "_thread_local_info"):  # 3.13: where its own remover lives
+        in_threading["_thread_local_info"] = _green_local()
     if _HANDLES:
         _original_shutdown = _stdlib_threading._thread_shutdown
     for name in __implements__:

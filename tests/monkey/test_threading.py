@@ -235,3 +235,26 @@ print(ev.is_set(), ev.wait(0))
 """
     )
     assert out == ["True False False", "True True True True", "False False"], out
+
+
+def test_current_thread_in_spawned_threads_leaves_nothing_behind() -> None:
+    """current_thread() in a greensched.spawn thread (every log record asks) makes a
+    _DummyThread; it is forgotten when the green thread ends, with no noise at exit."""
+    out = check(
+        """
+import gc, logging, threading, greensched
+logging.basicConfig(level=logging.INFO, format="%(threadName)s %(message)s")
+before = len(threading._active)
+names = []
+def work(i):
+    names.append(threading.current_thread().name)
+    logging.getLogger("t").debug("quiet %d", i)
+threads = [greensched.spawn(work, i) for i in range(300)]
+for t in threads:
+    t.join()
+del threads, t
+gc.collect()
+print(len(names), len(set(names)) == 300, len(threading._active) - before)
+"""
+    )
+    assert out == ["300 True 0"], out

@@ -296,7 +296,9 @@ def test_keyboard_interrupt_reaches_main_while_everyone_is_parked() -> None:
     """SIGINT while all threads are parked: KeyboardInterrupt in main, promptly."""
     proc = run_python(
         """
-        import os, signal, threading, time, greensched
+        import os, signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a background launcher may ignore it
+        import greensched
         for _ in range(5):
             greensched.spawn(greensched.sleep, 3600)
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
@@ -319,7 +321,9 @@ def test_keyboard_interrupt_reaches_main_while_another_thread_computes() -> None
     """SIGINT while a CPU-bound thread runs and main is parked: main still gets it."""
     proc = run_python(
         """
-        import os, signal, threading, time, greensched
+        import os, signal, threading, time
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a background launcher may ignore it
+        import greensched
         def hog():
             while True:
                 pass

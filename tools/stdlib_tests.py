@@ -4,8 +4,9 @@
 
 Each (module, patched?) pair runs in a fresh interpreter: the patched one calls
 `greensched.patch_all()` before anything else, and stubs `test.support`'s
-``threading_setup``/``threading_cleanup`` (they count and wait for real OS threads,
-which turns every test into a long wait once threads are green). Tests are loaded
+``threading_setup``/``threading_cleanup``/``wait_threads_exit``: they count and
+wait for real OS threads, which turns tests into long waits or failures once
+threads are green (and host names are resolved on `to_thread`'s OS threads). Tests are loaded
 with unittest (honouring each module's ``load_tests``); resources such as
 ``network`` stay disabled, so nothing leaves the machine.
 
@@ -61,8 +62,10 @@ if mode in ("patched", "gevent"):
         monkey.patch_all()
     from test import support
     from test.support import threading_helper
+    import contextlib
     threading_helper.threading_setup = lambda: ()
     threading_helper.threading_cleanup = lambda *args: None
+    threading_helper.wait_threads_exit = lambda *args, **kwargs: contextlib.nullcontext()
     support.threading_setup = threading_helper.threading_setup
     support.threading_cleanup = threading_helper.threading_cleanup
 import importlib

@@ -22,7 +22,7 @@ import asyncio
 import threading
 import time
 from time import monotonic
-from typing import Callable
+from typing import Any, Callable
 
 from ._spec import Context, Figures, Metric, Target, Workload
 from ._ticker import Ticks, aticker, lateness_during, longest_gap, percentile, ticker, wakeups_during
@@ -60,37 +60,48 @@ def _hog_figures(ticks: Ticks, out: dict[str, float]) -> Figures:
     }
 
 
-def run_hog_threaded(ctx: Context, seconds: float) -> Figures:
-    """Plain ``threading`` code, for every patched runtime and for OS threads."""
+def _beside_ticker(work: Callable[..., None], *args: Any) -> Ticks:
+    """Plain ``threading`` code: start the ticker, run ``work(*args)`` in a thread of
+    its own after a lead-in, let the ticker tick a little longer, stop it."""
     ticks = Ticks()
     ticking = threading.Thread(target=ticker, args=(ticks, INTERVAL))
     ticking.start()
     time.sleep(LEAD_IN)
-    out: dict[str, float] = {}
-    hogging = threading.Thread(target=hog, args=(seconds, out))
-    hogging.start()
-    hogging.join()
+    working = threading.Thread(target=work, args=args)
+    working.start()
+    working.join()
     time.sleep(TAIL)
     ticks.stop = True
     ticking.join()
-    return _hog_figures(ticks, out)
+    return ticks
+
+
+async def _beside_aticker(work: Callable[..., None], *args: Any) -> Ticks:
+    """The coroutine twin of `_beside_ticker`: ``work`` runs in a task that never awaits."""
+    ticks = Ticks()
+    ticking = asyncio.create_task(aticker(ticks, INTERVAL))
+    await asyncio.sleep(LEAD_IN)
+
+    async def awork() -> None:
+        work(*args)
+
+    await asyncio.create_task(awork())
+    await asyncio.sleep(TAIL)
+    ticks.stop = True
+    await ticking
+    return ticks
+
+
+def run_hog_threaded(ctx: Context, seconds: float) -> Figures:
+    """Plain ``threading`` code, for every patched runtime and for OS threads."""
+    out: dict[str, float] = {}
+    return _hog_figures(_beside_ticker(hog, seconds, out), out)
 
 
 async def run_hog_async(ctx: Context, seconds: float) -> Figures:
     """The coroutine twin: the same hog, called from a task that never awaits."""
-    ticks = Ticks()
-    ticking = asyncio.create_task(aticker(ticks, INTERVAL))
-    await asyncio.sleep(LEAD_IN)
     out: dict[str, float] = {}
-
-    async def ahog() -> None:
-        hog(seconds, out)
-
-    await asyncio.create_task(ahog())
-    await asyncio.sleep(TAIL)
-    ticks.stop = True
-    await ticking
-    return _hog_figures(ticks, out)
+    return _hog_figures(await _beside_aticker(hog, seconds, out), out)
 
 
 def blocker(sleep: Callable[[float], None], seconds: float, out: dict[str, float]) -> None:
@@ -111,35 +122,14 @@ def _blocking_figures(ticks: Ticks, out: dict[str, float]) -> Figures:
 
 def run_blocking_threaded(ctx: Context, seconds: float) -> Figures:
     """Plain ``threading`` code around the runtime's unpatched ``time.sleep``."""
-    ticks = Ticks()
-    ticking = threading.Thread(target=ticker, args=(ticks, INTERVAL))
-    ticking.start()
-    time.sleep(LEAD_IN)
     out: dict[str, float] = {}
-    blocking = threading.Thread(target=blocker, args=(ctx.original_sleep, seconds, out))
-    blocking.start()
-    blocking.join()
-    time.sleep(TAIL)
-    ticks.stop = True
-    ticking.join()
-    return _blocking_figures(ticks, out)
+    return _blocking_figures(_beside_ticker(blocker, ctx.original_sleep, seconds, out), out)
 
 
 async def run_blocking_async(ctx: Context, seconds: float) -> Figures:
     """The coroutine twin: a task calls the blocking ``time.sleep``."""
-    ticks = Ticks()
-    ticking = asyncio.create_task(aticker(ticks, INTERVAL))
-    await asyncio.sleep(LEAD_IN)
     out: dict[str, float] = {}
-
-    async def ablocker() -> None:
-        blocker(ctx.original_sleep, seconds, out)
-
-    await asyncio.create_task(ablocker())
-    await asyncio.sleep(TAIL)
-    ticks.stop = True
-    await ticking
-    return _blocking_figures(ticks, out)
+    return _blocking_figures(await _beside_aticker(blocker, ctx.original_sleep, seconds, out), out)
 
 
 _STARVES = ("gevent, eventlet, asyncio and uvloop are cooperative: the hog never yields, "

@@ -34,7 +34,7 @@ __implements_context__ = ["sslsocket_class"]
 class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[misc]
     """`ssl.SSLSocket` whose blocking operations park the green thread."""
 
-    def _retry(self, operation: Callable[[], T], what: str) -> T:
+    def _retry_tls(self, operation: Callable[[], T], what: str) -> T:
         """Run ``operation`` until OpenSSL stops wanting I/O, parking meanwhile."""
         timeout = self.gettimeout()
         deadline = None if timeout is None else monotonic() + timeout
@@ -57,20 +57,20 @@ class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[mi
     def do_handshake(self, block: bool = False) -> None:
         """Complete the TLS handshake, parking while the peer answers."""
         self._check_connected()
-        self._retry(lambda: _stdlib_ssl.SSLSocket.do_handshake(self, block), "handshake")
+        self._retry_tls(lambda: _stdlib_ssl.SSLSocket.do_handshake(self, block), "handshake")
 
     def read(self, len: int = 1024, buffer: Optional[Any] = None) -> Any:
         """Read decrypted data (into ``buffer`` if given), parking until some arrives."""
-        return self._retry(lambda: _stdlib_ssl.SSLSocket.read(self, len, buffer), "read")
+        return self._retry_tls(lambda: _stdlib_ssl.SSLSocket.read(self, len, buffer), "read")
 
     def write(self, data: Any) -> int:
         """Encrypt and send ``data``; returns the number of bytes written."""
-        return self._retry(lambda: _stdlib_ssl.SSLSocket.write(self, data), "write")
+        return self._retry_tls(lambda: _stdlib_ssl.SSLSocket.write(self, data), "write")
 
     def send(self, data: Any, flags: int = 0) -> int:
         """Like `socket.send`, through TLS (``flags`` must be 0, as in the stdlib)."""
-        return self._retry(lambda: _stdlib_ssl.SSLSocket.send(self, data, flags), "write")
+        return self._retry_tls(lambda: _stdlib_ssl.SSLSocket.send(self, data, flags), "write")
 
     def unwrap(self) -> Any:
         """Shut TLS down and return the plain green socket underneath."""
-        return self._retry(lambda: _stdlib_ssl.SSLSocket.unwrap(self), "read")
+        return self._retry_tls(lambda: _stdlib_ssl.SSLSocket.unwrap(self), "read")

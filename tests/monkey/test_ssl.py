@@ -122,3 +122,37 @@ finally:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().startswith("SSLCertVerificationError Hostname mismatch")
+
+
+def test_a_tls_listener_parks_in_accept_and_serves_a_tls_client(certs: Path) -> None:
+    """accept() on an SSLSocket listener waits green (it once hit a name clash between
+    the TLS retry helper and the socket's own, as CPython's test_server_accept showed)."""
+    proc = run_python(
+        f"""
+import greensched
+greensched.patch_all()
+import socket, ssl
+server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_ctx.load_cert_chain({str(certs / "server.pem")!r}, {str(certs / "server.key")!r})
+client_ctx = ssl.create_default_context(cafile={str(certs / "ca.pem")!r})
+listener = server_ctx.wrap_socket(socket.socket(), server_side=True)
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+port = listener.getsockname()[1]
+def serve():
+    conn, _ = listener.accept()          # parks: no client has connected yet
+    with conn:
+        conn.sendall(conn.recv(100).upper())
+server = greensched.spawn(serve)
+greensched.sleep(0)                      # the server is parked in accept()
+with client_ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="localhost") as tls:
+    tls.sendall(b"hello")
+    print(tls.recv(100).decode())
+server.join()
+listener.close()
+""",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "HELLO"

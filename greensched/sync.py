@@ -53,6 +53,8 @@ def _lock_timeout(blocking: bool, timeout: float) -> Optional[float]:
         return None
     if timeout < 0:
         raise ValueError(_NEGATIVE_TIMEOUT)
+    if timeout > _thread.TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large")  # the stdlib's words
     return float(timeout)
 
 
@@ -104,9 +106,9 @@ class Lock:
     def __exit__(self, *exc_info: Any) -> None:
         self.release()
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # shaped like the stdlib's: <unlocked _thread.lock object at ...>
         state = "locked" if self._locked else "unlocked"
-        return f"<greensched.Lock {state} at {id(self):#x}>"
+        return f"<{state} greensched.Lock object at {id(self):#x}>"
 
 
 class RLock:
@@ -184,11 +186,15 @@ class RLock:
     def __exit__(self, *exc_info: Any) -> None:
         self.release()
 
-    def __repr__(self) -> str:
+    def _recursion_count(self) -> int:
+        """How many times the calling thread holds the lock (0 if it does not)."""
+        return self._count if self._owner is get_hub().current else 0
+
+    def __repr__(self) -> str:  # shaped like the stdlib's: <unlocked _thread.RLock object owner=0 ...>
         owner = self._owner
-        name = owner.name if isinstance(owner, GreenThread) else owner
+        ident = owner.ident if isinstance(owner, GreenThread) else 0
         state = "locked" if owner is not None else "unlocked"
-        return f"<greensched.RLock {state} owner={name!r} count={self._count} at {id(self):#x}>"
+        return f"<{state} greensched.RLock object owner={ident} count={self._count} at {id(self):#x}>"
 
 
 class Condition:
@@ -349,7 +355,7 @@ class Event:
         self._waiters = None
 
     def __repr__(self) -> str:
-        return f"<greensched.Event {'set' if self._flag else 'unset'} at {id(self):#x}>"
+        return f"<greensched.Event at {id(self):#x}: {'set' if self._flag else 'unset'}>"
 
 
 class Semaphore:
@@ -391,7 +397,7 @@ class Semaphore:
         self.release()
 
     def __repr__(self) -> str:
-        return f"<greensched.{type(self).__name__} value={self._value} at {id(self):#x}>"
+        return f"<greensched.{type(self).__name__} at {id(self):#x}: value={self._value}>"
 
 
 class BoundedSemaphore(Semaphore):
@@ -408,3 +414,7 @@ class BoundedSemaphore(Semaphore):
         if self._value + n > self._initial_value:
             raise ValueError("Semaphore released too many times")
         super().release(n)
+
+    def __repr__(self) -> str:
+        return (f"<greensched.{type(self).__name__} at {id(self):#x}: "
+                f"value={self._value}/{self._initial_value}>")

@@ -3,6 +3,7 @@ FIFO hand-offs, timeouts, and nothing lost when a waiter is killed or timed out.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Callable
@@ -506,3 +507,26 @@ def test_deadlock_while_reacquiring_after_condition_wait_is_raised_not_retried()
     # The holder still waits on `never`; let it go so the test leaves nothing behind.
     never.set()
     threads[0].join()
+
+
+def test_reprs_and_timeout_limits_have_the_stdlib_shape() -> None:
+    """The shapes CPython's lock tests check (lock_tests.py), and the same errors."""
+    lock, rlock, event = greensched.Lock(), greensched.RLock(), greensched.Event()
+    assert re.fullmatch(r"<unlocked .* object (.*)?at .*>", repr(lock))
+    lock.acquire()
+    assert re.fullmatch(r"<locked .* object (.*)?at .*>", repr(lock))
+    assert re.fullmatch(r"<unlocked .* object owner=0 count=0 at .*>", repr(rlock))
+    assert re.fullmatch(r"<\w+\.Event at .*: unset>", repr(event))
+    assert re.fullmatch(r"<\w+\.Semaphore at .*: value=3>", repr(greensched.Semaphore(3)))
+    assert re.fullmatch(r"<\w+\.BoundedSemaphore at .*: value=3/3>", repr(greensched.BoundedSemaphore(3)))
+    with pytest.raises(OverflowError):
+        greensched.Lock().acquire(timeout=threading.TIMEOUT_MAX + 1)
+    with pytest.raises(OverflowError):
+        greensched.RLock().acquire(timeout=1e100)
+    assert rlock._recursion_count() == 0
+    rlock.acquire()
+    rlock.acquire()
+    assert rlock._recursion_count() == 2
+    rlock.release()
+    rlock.release()
+    assert rlock._recursion_count() == 0

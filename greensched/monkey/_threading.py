@@ -23,10 +23,10 @@ preempted while holding a real lock would block every other one that wants it.
 
 In the `_thread` module itself only the functions that *start* threads are
 replaced (``start_new_thread``, its alias ``start_new``, and on 3.13
-``start_joinable_thread``): code that starts its threads there (CPython's own
-socket tests do) gets green threads, which can use the green `threading`
-primitives the rest of the program shares with them. Its locks and idents stay
-OS-level, on purpose. The import system takes its module locks from
+``start_joinable_thread``), and ``_local``: code that starts its threads there
+(CPython's own socket tests do) gets green threads, with per-green-thread locals,
+which can use the green `threading` primitives the rest of the program shares
+with them. Its locks and idents stay OS-level, on purpose. The import system takes its module locks from
 ``_thread.allocate_lock`` and names owners with ``_thread.get_ident``, in every OS
 thread, including `to_thread`'s pool threads: green locks there would be waited on
 from OS threads whose hub cannot be woken by the lock's. Real import locks keyed
@@ -72,8 +72,8 @@ if _HANDLES:
                        "_thread_shutdown"]
 else:
     __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
-__implements_thread__ = ["start_new_thread", "start_new"] if not _HANDLES else [
-    "start_new_thread", "start_new", "start_joinable_thread"]
+__implements_thread__ = ["start_new_thread", "start_new", "_local"] + (
+    ["start_joinable_thread"] if _HANDLES else [])
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
 #: `_thread._shutdown` as it was (3.13+): it waits for non-daemon OS threads.
@@ -265,7 +265,7 @@ def patch() -> None:
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,
-                        "start_joinable_thread": start_joinable_thread}
+                        "start_joinable_thread": start_joinable_thread, "_local": _green_local}
     for name in __implements_thread__:
         if hasattr(_thread_module, name):  # start_new, a deprecated alias, may go away
             patch_attr(_thread_module, name, in_thread_module[name])

@@ -14,6 +14,7 @@ the hub of another OS thread is an error that says so.
 from __future__ import annotations
 
 import _thread
+import warnings
 from time import monotonic
 from typing import Any, Callable, Optional, TypeVar
 
@@ -326,7 +327,10 @@ class Event:
         """True once `set` was called (and `clear` was not called since)."""
         return self._flag
 
-    isSet = is_set
+    def isSet(self) -> bool:
+        """Deprecated alias of `is_set`, warning as `threading.Event.isSet` does."""
+        warnings.warn("isSet() is deprecated, use is_set() instead", DeprecationWarning, stacklevel=2)
+        return self._flag
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""

@@ -530,3 +530,9 @@ def test_reprs_and_timeout_limits_have_the_stdlib_shape() -> None:
     rlock.release()
     rlock.release()
     assert rlock._recursion_count() == 0
+
+
+def test_event_isset_is_the_deprecated_alias() -> None:
+    event = greensched.Event()
+    with pytest.warns(DeprecationWarning, match="use is_set"):
+        assert event.isSet() is False

@@ -133,9 +133,11 @@ class Hub:
         #: Threads that yielded or were preempted in this pass; they queue up behind
         #: whatever the pass's timers and I/O make ready (see `_loop`).
         self._yielded: list[GreenThread] = []
-        #: The first thread a running thread woke (a hand-off): it runs as soon as the
-        #: waker parks, ahead of the rest of the pass (see `_loop`).
-        self._runnext: Optional[GreenThread] = None
+        #: Threads a running thread woke (hand-offs), in order: the first runs as soon
+        #: as the waker parks, ahead of the rest of the pass (see `_loop`). A deque, not
+        #: a slot: a signal handler may wake a thread in the middle of `unpark`, and
+        #: appends to a deque never lose one another.
+        self._woken: deque[GreenThread] = deque()
         self._timers = TimerHeap()
         self._netpoll = Netpoller()
         self._calls: deque[tuple[Callable[[Any], None], Any]] = deque()
@@ -286,8 +288,8 @@ class Hub:
         if self._polling:
             self._ready.append(thread)
             self._netpoll.wakeup()  # we are in a signal handler run inside select()
-        elif self.current is not None and self._runnext is None:
-            self._runnext = thread  # a hand-off from a running thread
+        elif self.current is not None:
+            self._woken.append(thread)  # a hand-off from a running thread
         else:
             self._ready.append(thread)
         return True
@@ -379,7 +381,7 @@ class Hub:
         self._netpoll = Netpoller()
         self._ready.clear()
         self._yielded.clear()
-        self._runnext = None
+        self._woken.clear()
         self._calls.clear()
         self._external = 0
         if me is None:
@@ -518,15 +520,15 @@ class Hub:
         yielded = self._yielded
         timers = self._timers
         calls = self._calls
+        woken = self._woken
         preemptor = self.preemptor
         self.current = None  # whoever switched here first is parked or yielding now
         while True:
             netpoll = self._netpoll  # replaced in a forked child
             try:
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
-                if self._runnext is not None:  # woken before the loop began (or it was thrown out)
-                    ready.append(self._runnext)
-                    self._runnext = None
+                while woken:  # woken before the loop began, or by a callback that raised
+                    ready.append(woken.popleft())
                 if preemptor is not None and ready:
                     preemptor.maybe_arm()
                 for _ in range(len(ready)):
@@ -537,15 +539,20 @@ class Hub:
                         continue  # killed before it ever ran
                     self.resumed_at = monotonic()
                     self._resume(thread)
-                    # A hand-off: the thread it woke runs next, on the same slice, unless
-                    # the waker yielded (it was preempted: take turns) or the slice is spent.
-                    while (woken := self._runnext) is not None:
-                        self._runnext = None
-                        if (thread._state is READY
-                                or monotonic() - self.resumed_at >= self._handoff_slice()):
-                            ready.append(woken)
+                    # A hand-off: the first thread it woke runs next, on the same slice,
+                    # unless the waker yielded (it was preempted: take turns) or the slice
+                    # is spent; the others it woke queue up in order.
+                    while woken:
+                        first = woken.popleft()
+                        run_next = (thread._state is not READY
+                                    and monotonic() - self.resumed_at < self._handoff_slice())
+                        if not run_next:
+                            ready.append(first)
+                        while woken:
+                            ready.append(woken.popleft())
+                        if not run_next:
                             break
-                        thread = woken
+                        thread = first
                         if thread._state is READY:
                             self._resume(thread)
                 # 2. Timers that are due.
@@ -592,11 +599,11 @@ class Hub:
 
     def others_ready(self) -> bool:
         """Is a thread other than the running one waiting for its turn?"""
-        return bool(self._ready or self._yielded) or self._runnext is not None
+        return bool(self._ready or self._yielded or self._woken)
 
     def ready_count(self) -> int:
         """How many threads wait for their turn (not counting the running one)."""
-        return len(self._ready) + len(self._yielded) + (self._runnext is not None)
+        return len(self._ready) + len(self._yielded) + len(self._woken)
 
     def _resume(self, thread: GreenThread) -> None:
         """Switch into READY ``thread`` until it parks, yields or ends (only `_loop` calls this)."""

@@ -68,8 +68,8 @@ _HANDLES = sys.version_info >= (3, 13)  # thread handles instead of sentinel loc
 __implements__ = ["_allocate_lock", "get_ident", "Lock", "_CRLock", "local", "_active_limbo_lock",
                   "Event", "_DummyThread"]
 if _HANDLES:
-    __implements__ += ["_thread_local_info", "_start_joinable_thread", "_ThreadHandle", "_make_thread_handle",
-                       "_thread_shutdown"]
+    __implements__ += ["_thread_local_info", "_start_joinable_thread", "_ThreadHandle",
+                       "_make_thread_handle", "_thread_shutdown"]
 else:
     __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
 __implements_thread__ = ["start_new_thread", "start_new", "_local"] + (

@@ -131,21 +131,14 @@ class Netpoller:
         waiters = self._fds.get(fd)
         if waiters is None:
             return
+        old_mask = waiters.mask()
         if event == EVENT_READ and waiters.reader is token:
             waiters.reader = None
         elif event == EVENT_WRITE and waiters.writer is token:
             waiters.writer = None
         else:
             return
-        mask = waiters.mask()
-        try:
-            if mask:
-                self._selector.modify(fd, mask, waiters)
-            else:
-                del self._fds[fd]
-                self._selector.unregister(fd)
-        except (OSError, ValueError, KeyError):
-            pass  # the fd was closed under us; the kernel already forgot it
+        self._shrink(fd, waiters, old_mask)
 
     def add_watcher(self, fd: int, event: int, token: Any) -> None:
         """Watch ``fd`` for ``event`` on behalf of ``token``, sharing the fd with others.
@@ -215,9 +208,13 @@ class Netpoller:
             return
         old_mask = waiters.mask()
         del watchers[token]
+        self._shrink(fd, waiters, old_mask)
+
+    def _shrink(self, fd: int, waiters: _FdWaiters, old_mask: int) -> None:
+        """After a waiter or watcher left: narrow ``fd``'s mask, or forget the fd."""
         mask = waiters.mask()
         if mask == old_mask:
-            return
+            return  # someone else still waits for the same events: no syscall
         try:
             if mask:
                 self._selector.modify(fd, mask, waiters)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import pytest
@@ -19,3 +20,17 @@ def no_leftover_green_threads() -> Iterator[None]:
     for thread in leftover:
         thread.kill(timeout=5)
     assert not leftover, f"test left green threads behind: {leftover}"
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """A pipe (read fd, write fd), both closed afterwards unless the test closed them."""
+    r, w = os.pipe()
+    try:
+        yield r, w
+    finally:
+        for fd in (r, w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

@@ -8,31 +8,16 @@ import select
 import selectors
 import socket
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
 import greensched
 from tests.util import drain, fill
-from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn
+from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn, wait_fds
 from greensched._core._hub import get_hub
 
 
-@pytest.fixture
-def pipe() -> Iterator[tuple[int, int]]:
-    r, w = os.pipe()
-    try:
-        yield r, w
-    finally:
-        for fd in (r, w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def wait_fds(readers: Any, writers: Any, timeout: Any = None) -> bool:
-    return get_hub().wait_fds(readers, writers, timeout)
 
 
 def parked(thread: GreenThread) -> None:

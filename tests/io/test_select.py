@@ -50,19 +50,6 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 @pytest.fixture
-def pipe() -> Iterator[tuple[int, int]]:
-    r, w = os.pipe()
-    try:
-        yield r, w
-    finally:
-        for fd in (r, w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-@pytest.fixture
 def tcp() -> Iterator[tuple[socket.socket, socket.socket]]:
     """A connected TCP pair on 127.0.0.1 (for urgent data, which socketpairs lack)."""
     with socket.create_server(("127.0.0.1", 0)) as server:

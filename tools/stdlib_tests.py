@@ -81,7 +81,7 @@ def matching(test_id):
 
 def prune(suite):
     # Replace each skipped test by one that reports it skipped with the reason.
-    for i, test in enumerate(suite._tests):
+    for test in suite._tests:
         if isinstance(test, unittest.TestSuite):
             prune(test)
             continue

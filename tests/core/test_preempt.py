@@ -367,5 +367,5 @@ def test_hand_offs_beside_a_hog_do_not_wait_a_slice_each(preemption_on: None) ->
     stop.set()
     echoer.join()
     hogger.join()
-    assert during < 100, during
+    assert during < 200, during  # before: at least one per hand-off, >= 400; now ~1 per slice of wall time
     assert hog_ran[0] > 0

@@ -91,6 +91,20 @@ def ticker(ticks: list[bool], target: GreenThread, n: int, then: Callable[[], An
     then()
 
 
+def spawn_ticking_sender(b: socket.socket) -> tuple[list[bool], Event, GreenThread]:
+    """A thread that, once ``go`` is set, ticks 10 times noting whether the caller is
+    parked, then sends a byte on ``b`` to wake it."""
+    ticks: list[bool] = []
+    go = Event()
+    main = greensched.current_thread()
+
+    def tick() -> None:
+        go.wait()
+        ticker(ticks, main, 10, lambda: b.send(b"x"))
+
+    return ticks, go, spawn(tick)
+
+
 # -- module shape ----------------------------------------------------------------------------
 
 
@@ -243,15 +257,7 @@ def test_select_on_a_regular_file(tmp_path: Any) -> None:
 def test_other_green_threads_run_while_select_waits(pair: tuple[socket.socket, socket.socket]) -> None:
     """A ticker keeps ticking while main is parked in select(..., 1.0); then it wakes main."""
     a, b = pair
-    ticks: list[bool] = []
-    go = Event()
-    main = greensched.current_thread()
-
-    def tick() -> None:
-        go.wait()
-        ticker(ticks, main, 10, lambda: b.send(b"x"))
-
-    thread = spawn(tick)
+    ticks, go, thread = spawn_ticking_sender(b)
     go.set()  # the ticker starts once main parks in select
     start = time.monotonic()
     assert green.select([a], [], [], 1.0) == ([a], [], [])
@@ -454,15 +460,7 @@ def test_concurrent_poll_of_one_object_is_an_error(pipe: tuple[int, int]) -> Non
 
 def test_other_green_threads_run_while_poll_waits(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
-    ticks: list[bool] = []
-    go = Event()
-    main = greensched.current_thread()
-
-    def tick() -> None:
-        go.wait()
-        ticker(ticks, main, 10, lambda: b.send(b"x"))
-
-    thread = spawn(tick)
+    ticks, go, thread = spawn_ticking_sender(b)
     p = green.poll()
     p.register(a, select.POLLIN)
     go.set()
@@ -640,15 +638,7 @@ def test_selector_timeouts(pipe: tuple[int, int]) -> None:
 
 def test_other_green_threads_run_while_a_selector_waits(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
-    ticks: list[bool] = []
-    go = Event()
-    main = greensched.current_thread()
-
-    def tick() -> None:
-        go.wait()
-        ticker(ticks, main, 10, lambda: b.send(b"x"))
-
-    thread = spawn(tick)
+    ticks, go, thread = spawn_ticking_sender(b)
     with green.DefaultSelector() as s:
         s.register(a, selectors.EVENT_READ, "a")
         go.set()

@@ -20,6 +20,11 @@ Two things keep one bad test from hiding a module's results:
   dumps its tracebacks (``faulthandler``) and exits, the runner notes the test as
   *hung* and runs the module again without it. Hung tests count as errors.
 
+* **Flakes** (``--rerun-failures``, in every mode alike). A failing test is run
+  once more alone in a fresh process; one that passes then is reported as *flaky*,
+  with the end of its first traceback, and counted as passed. Each failure's
+  traceback tail is kept in the JSON (``tracebacks``) either way.
+
 The table lists ran / passed / failed / errors / skipped per module, patched next
 to unpatched, plus what was excluded or hung; compare *passed*. ``--gevent`` adds
 the same module under gevent's ``monkey.patch_all()`` (the same stubs, no
@@ -35,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Sequence
 
 __all__ = ["DEFAULT_MODULES", "load_exclusions", "run", "main"]
 
@@ -48,11 +54,13 @@ DEFAULT_MODULES = [
 #: How many times a module is run again after a hang before the runner gives up on it.
 MAX_HANGS = 8
 
-# The child: argv = module, mode, per-test timeout, JSON {test id prefix: reason}.
-# It prints "START <id>" before each test (flushed) so the parent can name a hang.
+# The child: argv = module, mode, per-test timeout, JSON {test id prefix: reason},
+# JSON [test ids to run] (empty: all). It prints "START <id>" before each test
+# (flushed) so the parent can name a hang.
 CHILD = r"""
 import faulthandler, json, sys, unittest
 module_name, mode, test_timeout, skip = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4])
+only = set(json.loads(sys.argv[5]))
 if mode in ("patched", "gevent"):
     if mode == "patched":
         import greensched
@@ -93,6 +101,21 @@ def prune(suite):
 
 prune(suite)
 
+def select(suite):
+    # Keep only the tests named in `only` (a rerun of the ones that failed).
+    kept = unittest.TestSuite()
+    for test in suite:
+        if isinstance(test, unittest.TestSuite):
+            sub = select(test)
+            if sub.countTestCases():
+                kept.addTest(sub)
+        elif test.id() in only:
+            kept.addTest(test)
+    return kept
+
+if only:
+    suite = select(suite)
+
 class Result(unittest.TextTestResult):
     def startTest(self, test):
         print("START " + test.id(), flush=True)
@@ -112,6 +135,11 @@ print("RESULT " + json.dumps({
     "skipped": len(result.skipped) - len(excluded), "excluded": len(excluded),
     "passed": result.testsRun - bad - len(result.skipped),
     "failing": [t.id() for t, _ in result.failures + result.errors][:300],
+    # The end of each failure's traceback: enough to see what went wrong in a CI log.
+    "tracebacks": {str(t.id()): "\n".join(tb.splitlines()[-12:])
+                   for t, tb in (result.failures + result.errors)[:20]},
+    "kinds": {**{t.id(): "failed" for t, _ in result.failures},
+              **{t.id(): "errors" for t, _ in result.errors}},
 }))
 """
 
@@ -134,10 +162,14 @@ def load_exclusions(path: Path = EXCLUSIONS) -> dict[str, str]:
 
 
 def _run_once(module: str, mode: str, skip: dict[str, str], timeout: float,
-              test_timeout: float) -> tuple[dict[str, object], str]:
-    """One child run: its parsed result (or a status), and the test it hung in, if any."""
+              test_timeout: float, only: Sequence[str] = ()) -> tuple[dict[str, object], str]:
+    """One child run: its parsed result (or a status), and the test it hung in, if any.
+
+    ``only`` names the tests to run (all when empty).
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    args = [sys.executable, "-c", CHILD, module, mode, str(test_timeout), json.dumps(skip)]
+    args = [sys.executable, "-c", CHILD, module, mode, str(test_timeout), json.dumps(skip),
+            json.dumps(list(only))]
     with tempfile.TemporaryDirectory() as scratch:  # the tests write TESTFN files in cwd
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
@@ -161,8 +193,15 @@ def _run_once(module: str, mode: str, skip: dict[str, str], timeout: float,
 
 
 def run(module: str, mode: str, timeout: float, test_timeout: float,
-        exclusions: dict[str, str]) -> dict[str, object]:
-    """One module in one mode; hung tests are dropped and the module run again."""
+        exclusions: dict[str, str], rerun_failures: bool = False) -> dict[str, object]:
+    """One module in one mode; hung tests are dropped and the module run again.
+
+    With ``rerun_failures``, each test that failed is run once more on its own in a
+    fresh process. One that passes then is reported under ``flaky`` (with the
+    traceback of its first failure) and no longer counted as failed: CPython's
+    suites have timing-sensitive tests, and a loaded machine fails one now and then.
+    One that fails again stays a failure.
+    """
     skip = dict(exclusions)
     hung: list[str] = []
     while True:
@@ -179,7 +218,27 @@ def run(module: str, mode: str, timeout: float, test_timeout: float,
         # The child reported them as excluded skips; they are errors.
         result["errors"] = int(result["errors"]) + len(hung)  # type: ignore[call-overload]
         result["excluded"] = int(result["excluded"]) - len(hung)  # type: ignore[call-overload]
+    if rerun_failures and "status" not in result and result.get("failing"):
+        _rerun_failures(result, module, mode, timeout, test_timeout, skip)
     return result
+
+
+def _rerun_failures(result: dict[str, Any], module: str, mode: str, timeout: float,
+                    test_timeout: float, skip: dict[str, str]) -> None:
+    """Run each failing test of ``result`` alone once more; move those that pass to flaky."""
+    flaky: dict[str, str] = {}
+    for test_id in list(result["failing"]):
+        again, _ = _run_once(module, mode, skip, timeout, test_timeout, only=[test_id])
+        if "status" not in again and again["ran"] == 1 and again["passed"] == 1:
+            flaky[test_id] = result["tracebacks"].get(test_id, "")
+    if not flaky:
+        return
+    for test_id in flaky:
+        result["failing"].remove(test_id)
+        kind = result["kinds"].get(test_id, "failed")  # counted as a failure or an error
+        result[kind] -= 1
+    result["passed"] += len(flaky)
+    result["flaky"] = flaky
 
 
 def cells(r: dict[str, object]) -> str:
@@ -200,6 +259,9 @@ def main() -> None:
     parser.add_argument("--gevent", action="store_true",
                         help="also run each module under gevent's monkey.patch_all(), to compare")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--rerun-failures", action="store_true",
+                        help="run each failing test once more alone; report those that pass "
+                             "then as flaky (with their first traceback) instead of failed")
     options = parser.parse_args()
     exclusions = load_exclusions()
     print(f"python {sys.version.split()[0]}")
@@ -211,15 +273,18 @@ def main() -> None:
     for module in options.modules:
         plain: dict[str, object] = {"status": "not run"}
         if options.plain:
-            plain = run(module, "plain", options.timeout, options.test_timeout, {})
-        green = run(module, "patched", options.timeout, options.test_timeout, exclusions)
+            plain = run(module, "plain", options.timeout, options.test_timeout, {},
+                        rerun_failures=options.rerun_failures)
+        green = run(module, "patched", options.timeout, options.test_timeout, exclusions,
+                    rerun_failures=options.rerun_failures)
         raw[module] = {"plain": plain, "patched": green}
         extra = (f"{green.get('excluded', '')} | {len(green.get('hung', []))}"  # type: ignore[arg-type]
                  if "status" not in green else " | ")
         row = f"| {module} | {cells(plain)} | {cells(green)} | {extra} |"
         if options.gevent:
             # gevent gets no exclusions: the comparison is with what it passes as is.
-            peer = run(module, "gevent", options.timeout, options.test_timeout, {})
+            peer = run(module, "gevent", options.timeout, options.test_timeout, {},
+                       rerun_failures=options.rerun_failures)
             raw[module]["gevent"] = peer
             row += f" {cells(peer)} |"
         print(row, flush=True)

@@ -40,6 +40,11 @@ def set_preemption(enabled: Optional[bool] = None, slice_ms: Optional[float] = N
     ``GREENSCHED_SLICE_MS`` (default 10). Only the main OS thread can be preempted:
     calling this from another OS thread raises `RuntimeError`.
     """
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(
+            f"set_preemption(enabled=...) takes True, False or None, not {enabled!r}; "
+            f"set the slice with set_preemption(slice_ms=...)"
+        )
     preemptor = get_hub().preemptor
     if preemptor is None:
         raise RuntimeError(

@@ -340,13 +340,21 @@ class Hub:
         self._glet.switch()
 
     def sleep(self, seconds: float) -> None:
-        """Park for ``seconds``; 0 yields. Negative is the stdlib's ValueError."""
-        if seconds < 0:
-            raise ValueError("sleep length must be non-negative")
-        if seconds == 0:
-            self.yield_now()
-        else:
+        """Park for ``seconds``; 0 yields. Negative or NaN: ValueError; not a number: TypeError."""
+        try:
+            positive = seconds > 0
+        except TypeError:
+            raise TypeError(
+                f"sleep() takes a number of seconds, not {type(seconds).__name__}"
+            ) from None
+        if positive:
             self.park(f"sleep({seconds!r})", seconds)
+        elif seconds == 0:
+            self.yield_now()
+        elif seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        else:
+            raise ValueError("sleep length must be a number of seconds, not NaN")
 
     def run(self) -> None:
         """Park the caller until every other green thread has finished.

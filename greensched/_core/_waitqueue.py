@@ -26,8 +26,11 @@ semaphore counts the unit back, a queue puts the item back at the front).
 
 from __future__ import annotations
 
+import _thread
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._errors import HubError
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -48,6 +51,9 @@ class _TimedOut:
 
 #: Returned by `WaitQueue.park` (and `Hub.park`) when the timeout ran out.
 TIMED_OUT: Any = _TimedOut()
+
+# The OS-level original, captured before `patch_all()` can touch `_thread`.
+_os_thread_ident = _thread.get_ident
 
 # An entry is [thread, park number, state]; the state says who still counts it.
 _WAITING = "waiting"  # queued, its thread parked (or woken but not yet running)
@@ -109,8 +115,20 @@ class WaitQueue:
             self._stale = 0
 
     def wake_one(self, value: Any = True) -> bool:
-        """Hand ``value`` to the first waiter; False when there is none."""
+        """Hand ``value`` to the first waiter; False when there is none.
+
+        Only the OS thread of the waiters' hub may wake them: a hub is not
+        thread-safe, so a wake from elsewhere raises `HubError` and changes nothing.
+        """
         entries = self._entries
+        if entries and _os_thread_ident() != self._hub.os_thread_id:
+            raise HubError(
+                f"green threads waiting in {self._reason} were woken (a release, set, put or "
+                f"notify) from an OS thread other than their own; a green primitive belongs "
+                f"to one OS thread's hub. Hand the work to that OS thread with its hub's "
+                f"call_soon_threadsafe(), or share a real threading primitive between OS "
+                f"threads (e.g. greensched.original('threading', 'Lock'))"
+            )
         unpark = self._hub.unpark
         while entries:
             entry = entries.popleft()

@@ -34,3 +34,29 @@ def pipe() -> Iterator[tuple[int, int]]:
                 os.close(fd)
             except OSError:
                 pass
+
+
+# -- slow tests: skipped unless asked for -----------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--runslow", action="store_true", default=False,
+        help="also run the tests marked slow (or set GREENSCHED_SLOW=1, or select them with -m slow)",
+    )
+
+
+def _slow_wanted(config: pytest.Config) -> bool:
+    if config.getoption("--runslow") or os.environ.get("GREENSCHED_SLOW", "") not in ("", "0"):
+        return True
+    markexpr = config.getoption("-m", default="") or ""
+    return "slow" in markexpr and "not slow" not in markexpr
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _slow_wanted(config):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow, GREENSCHED_SLOW=1 or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,164 @@
+"""Churn: many short connections opened and closed over time leak nothing.
+
+A fresh interpreter runs a green echo server and 50 green client workers that open,
+use and close connections one after another, in three ways: the client closes
+first, the server closes first, or the client aborts with a reset (SO_LINGER 0).
+Afterwards the open fds, the live green threads, the netpoller's registrations (its
+table and the selector's own map) and the pending timers are back to their starting
+counts, and the RSS after warm-up has not grown beyond a generous bound.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reliability._procs import report, run_child, show
+
+CHURN = """
+import gc, json, os, socket, struct, time, zlib
+import greensched
+from greensched._core._hub import get_hub
+from greensched.net import socket as gsocket
+
+TOTAL, WORKERS = {total}, 50
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+hub = get_hub()
+
+def counts():
+    gc.collect()
+    return {{"fds": fds(), "threads": len(hub._threads), "stats_threads": greensched.stats()["threads"],
+            "netpoll_fds": len(hub._netpoll._fds), "selector_map": len(hub._netpoll._selector.get_map()),
+            "timers": len(hub._timers)}}
+
+def recv_exact(sock, n):
+    parts, got = [], 0
+    while got < n:
+        chunk = sock.recv(min(n - got, 65536))
+        if not chunk:
+            raise EOFError(f"peer closed after {{got}} of {{n}} bytes")
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+server_stats = {{"handled": 0, "resets": 0, "errors": []}}
+
+def handle(conn):
+    try:
+        with conn:
+            kind, size = struct.unpack("!cI", recv_exact(conn, 5))
+            conn.sendall(recv_exact(conn, size))
+            if kind == b"S":
+                return  # the server closes first
+            try:
+                tail = conn.recv(1)  # the client closes (EOF) or aborts (reset)
+            except ConnectionResetError:
+                server_stats["resets"] += 1
+                return
+            if tail:
+                server_stats["errors"].append(f"unexpected {{tail!r}}")
+    except Exception as exc:
+        server_stats["errors"].append(repr(exc))
+    finally:
+        server_stats["handled"] += 1
+
+before = counts()
+listener = gsocket.create_server(("127.0.0.1", 0), backlog=1024)
+address = listener.getsockname()
+
+def serve():
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        greensched.spawn(handle, conn)
+
+acceptor = greensched.spawn(serve)
+next_index = 0
+done = 0
+client_errors = []
+peak = {{"fds": 0, "threads": 0}}
+warm = greensched.Event()
+warm_at = TOTAL // 5
+
+def one(i):
+    kind = b"CSR"[i % 3:i % 3 + 1]
+    payload = zlib.compress(str(i).encode()) * (1 + i % 37)
+    with gsocket.create_connection(address, timeout=30) as sock:
+        sock.sendall(struct.pack("!cI", kind, len(payload)) + payload)
+        if recv_exact(sock, len(payload)) != payload:
+            raise AssertionError(f"connection {{i}}: the echo differs")
+        if kind == b"S":
+            if sock.recv(1) != b"":
+                raise AssertionError("no EOF after the server closed")
+        elif kind == b"R":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+def worker():
+    global next_index, done
+    while next_index < TOTAL:
+        i = next_index
+        next_index += 1
+        try:
+            one(i)
+        except Exception as exc:
+            client_errors.append(f"{{i}}: {{exc!r}}")
+        done += 1
+        if done == warm_at:
+            warm.set()
+        if i % 97 == 0:
+            peak["fds"] = max(peak["fds"], fds())
+            peak["threads"] = max(peak["threads"], len(hub._threads))
+
+start = time.monotonic()
+workers = [greensched.spawn(worker) for _ in range(WORKERS)]
+warm.wait()
+gc.collect()
+rss_warm = rss()
+for w in workers:
+    w.join()
+elapsed = time.monotonic() - start
+deadline = time.monotonic() + 10
+while server_stats["handled"] < TOTAL and time.monotonic() < deadline:
+    greensched.sleep(0.01)
+listener.close()
+acceptor.join()
+after = counts()
+rss_end = rss()
+print(json.dumps({{"connections": TOTAL, "seconds": round(elapsed, 2), "before": before, "after": after,
+                  "peak": peak, "rss_warm_mib": round(rss_warm / 2**20, 1),
+                  "rss_end_mib": round(rss_end / 2**20, 1), "client_errors": client_errors[:10],
+                  "n_client_errors": len(client_errors), "server": server_stats}}))
+"""
+
+
+def churn(total: int, timeout: float, rss_growth_mib: float) -> None:
+    proc = run_child(CHURN.format(total=total), fds=4096, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = report(proc.stdout)
+    show(f"{total} connections opened and closed", r)
+    assert r["n_client_errors"] == 0, r["client_errors"]
+    assert r["server"]["errors"] == [] and r["server"]["handled"] == total
+    assert r["server"]["resets"] > 0  # the aborting third really reset connections
+    assert r["after"] == r["before"], "fds, threads, registrations or timers leaked"
+    assert r["peak"]["fds"] > r["before"]["fds"] + 10  # connections really were open meanwhile
+    assert r["rss_end_mib"] - r["rss_warm_mib"] < rss_growth_mib
+
+
+@pytest.mark.timeout(120)
+def test_5000_connections_opened_and_closed_leak_nothing() -> None:
+    churn(5000, timeout=100, rss_growth_mib=16)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_100000_connections_opened_and_closed_leak_nothing() -> None:
+    churn(100_000, timeout=850, rss_growth_mib=24)

@@ -1,0 +1,109 @@
+"""Load: thousands of concurrent loopback connections, and a long churn of short ones.
+
+Client and server are green, each in its own fresh interpreter (so 10,000
+connections need 10,000 fds per process, not 20,000 in one). Every connection
+carries a pseudo-random payload of its own size (up to 64 KiB): the echo must come
+back byte for byte, so a lost, duplicated, reordered or crossed byte fails the test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.reliability._procs import (
+    finish_echo_server, need_fds, report, run_child, show, start_echo_server, stop,
+)
+
+#: N green clients, all connected at once (a barrier), then each sends its payload
+#: from a writer thread while its reader hashes the echo.
+ECHO_CLIENTS = """
+import hashlib, json, random, socket, sys, time
+import greensched
+from greensched.net import socket as gsocket
+
+N, PORT = {n}, {port}
+MAX = 64 * 1024
+
+def size_of(i):
+    return (0, 1, MAX, MAX - 1)[i] if i < 4 else (i * 7919) % MAX + 1
+
+connected = 0
+all_connected = greensched.Event()
+failures = []
+
+def client(i):
+    global connected
+    size = size_of(i)
+    rng = random.Random(i)
+    payload = rng.randbytes(size)
+    with gsocket.create_connection(("127.0.0.1", PORT), timeout=120) as sock:
+        connected += 1
+        if connected == N:
+            all_connected.set()
+        assert all_connected.wait(120), "not every client got connected"
+
+        def write():
+            view, sent = memoryview(payload), 0
+            while sent < size:  # chunks of random sizes, to vary the segments
+                step = rng.randint(1, 16384)
+                sock.sendall(view[sent:sent + step])
+                sent += step
+            sock.shutdown(socket.SHUT_WR)
+
+        writer = greensched.spawn(write)
+        digest, got = hashlib.sha256(), 0
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            digest.update(chunk)
+            got += len(chunk)
+        writer.result()
+    if got != size or digest.digest() != hashlib.sha256(payload).digest():
+        failures.append((i, size, got))
+    return got
+
+start = time.monotonic()
+threads = [greensched.spawn(client, i) for i in range(N)]
+received = 0
+errors = []
+for t in threads:
+    try:
+        received += t.result()
+    except Exception as exc:
+        errors.append(repr(exc))
+elapsed = time.monotonic() - start
+expected = sum(size_of(i) for i in range(N))
+print(json.dumps({{"connections": N, "bytes_expected": expected, "bytes_echoed": received,
+                  "failures": failures[:10], "n_failures": len(failures),
+                  "errors": errors[:10], "n_errors": len(errors), "seconds": round(elapsed, 2)}}))
+"""
+
+
+def concurrent_echo(n: int, timeout: float) -> None:
+    need_fds(n + 200)
+    server, port = start_echo_server(fds=n + 200)
+    try:
+        proc = run_child(ECHO_CLIENTS.format(n=n, port=port), fds=n + 200, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        client = report(proc.stdout)
+        served = finish_echo_server(server)
+    finally:
+        stop(server)
+    show(f"{n} concurrent echo connections", {**client, "server": served})
+    assert client["n_errors"] == 0 and client["n_failures"] == 0, client
+    assert client["bytes_echoed"] == client["bytes_expected"]
+    assert served["errors"] == [] and served["connections"] == n
+    assert served["bytes"] == client["bytes_expected"]
+    assert served["max_open"] == n  # the barrier kept every connection open at once
+
+
+@pytest.mark.timeout(120)
+def test_1000_concurrent_connections_echo_every_byte() -> None:
+    concurrent_echo(1000, timeout=100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_10000_concurrent_connections_echo_every_byte() -> None:
+    concurrent_echo(10_000, timeout=560)

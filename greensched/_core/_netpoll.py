@@ -11,10 +11,6 @@ Facts that shaped it:
 * epoll reports errors and hang-ups (EPOLLERR, EPOLLHUP) whatever was asked for, and
   `selectors` maps them to both EVENT_READ and EVENT_WRITE, so a reader parked on a
   socket whose peer vanished is woken and finds out from its next syscall.
-* A closed fd disappears from the kernel's epoll set by itself, but not from the
-  selector's own map; a new file may get the same number. So `close_fd` must be
-  called by whoever closes a watched fd (it wakes the waiters with an error), and
-  registering a number the selector still remembers replaces the stale entry.
 * At most one reader and one writer per fd: two green threads reading one socket
   would race for the same bytes, so the second gets a clear error instead of a
   silently lost wake-up.
@@ -24,7 +20,36 @@ Facts that shaped it:
   *watchers* per event (`add_watcher`): tokens that only want to know that the fd
   is ready, as ``select()`` and ``poll()`` callers do. Watchers consume nothing, so
   several of them (and an exclusive waiter) may wait on one fd at once; all are
-  woken. The selector's registration is the union of every waiter's event.
+  woken. The selector watches at least the union of every waiter's event.
+
+Registrations outlive waits (lazy deregistration). A socket that waits to read,
+reads, and waits again would otherwise pay two ``epoll_ctl`` calls (and the
+`selectors` bookkeeping around them) per wait: about 13 % of a TCP echo. So when
+a waiter leaves, the fd stays registered, and is narrowed (or unregistered) only
+when the selector reports an event nobody waits for any more, as libev's epoll
+backend (gevent) and Go's netpoller do. Two hazards come with it:
+
+* Level-triggered readiness with no waiter would make every poll return at once:
+  `poll` narrows the fd's mask to what is still waited for (unregistering it when
+  nothing is) the first time it reports such an event, so it costs one poll.
+* An fd number outlives its file. The kernel drops a closed fd from the epoll set
+  only when the last reference to its open file description goes (a ``dup``, a
+  forked child), and a new file may get the same number: a registration kept for
+  the old file is then silent for the new one, or reports the old one's events.
+  So a registration is kept across waits only for an *owner* (the waiter's
+  ``owner`` argument: the green socket, the green pipe) that promises to call
+  `close_fd` before its fd is closed; a wait on behalf of another owner, or of
+  none (a bare fd, ``select()``), registers the file afresh, and without an owner
+  the fd is unregistered as soon as its last waiter leaves, as before. An owner is
+  held weakly: one collected without ``close()`` had its fd closed by its
+  finalizer, behind our back; an event for it means that the file lives on
+  elsewhere and that the kernel keeps reporting it under a number we can no longer
+  unregister, so `poll` rebuilds the selector from the fds still waited on. (The
+  green socket notifies from its ``__del__`` too, so that takes a socket collected
+  in another OS thread.)
+* A forked child shares its parent's epoll set, kept registrations and all: the
+  child's hub makes a fresh netpoller, and the inherited one is never touched
+  from the child again (narrowing an fd there would unregister it in the parent).
 """
 
 from __future__ import annotations
@@ -46,20 +71,38 @@ EVENT_WRITE = selectors.EVENT_WRITE
 
 
 class _FdWaiters:
-    __slots__ = ("reader", "writer", "read_watchers", "write_watchers")
+    __slots__ = ("reader", "writer", "read_watchers", "write_watchers", "registered", "owner")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Any) -> None:
         self.reader: Any = None
         self.writer: Any = None
         #: Watcher tokens per event, in arrival order (a dict used as an ordered set);
         #: None until the first watcher comes, so exclusive waits allocate nothing more.
         self.read_watchers: Optional[dict[Any, None]] = None
         self.write_watchers: Optional[dict[Any, None]] = None
+        #: The events the selector watches for this fd (0: not registered); a superset
+        #: of `mask()` while a vouched registration waits to be narrowed by `poll`.
+        self.registered = 0
+        #: A weak reference to the object that vouches for the fd (calls `close_fd`
+        #: before closing it), or None: then nothing is kept between waits.
+        self.owner: Optional[weakref.ref[Any]] = None if owner is None else weakref.ref(owner)
 
     def mask(self) -> int:
         return (EVENT_READ if self.reader is not None or self.read_watchers else 0) | (
             EVENT_WRITE if self.writer is not None or self.write_watchers else 0
         )
+
+    def vouched_by(self, owner: Any) -> bool:
+        """Is ``owner`` (not None) the live object this fd was registered for?"""
+        return owner is not None and self.owner is not None and self.owner() is owner
+
+    def kept(self) -> bool:
+        """Is the registration kept between waits (a live owner vouches for the fd)?"""
+        return self.owner is not None and self.owner() is not None
+
+    def orphaned(self) -> bool:
+        """Was the owner collected without telling us (its finalizer closed the fd)?"""
+        return self.owner is not None and self.owner() is None
 
     def tokens(self) -> list[Any]:
         """Every token waiting here: the exclusive reader and writer, then the watchers."""
@@ -79,23 +122,41 @@ class Netpoller:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, EVENT_READ, None)
+        #: Every fd that is registered with the selector or has a waiter.
         self._fds: dict[int, _FdWaiters] = {}
+        self._waiting = 0  # how many of them have a waiter or watcher
+        #: Tokens `_rebuild` could not re-register, for the next `poll` to return.
+        self._orphans: list[Any] = []
+        #: Set in a forked child: the epoll set is the parent's (see `_after_fork_in_child`).
+        self._inherited = False
         # A hub dies with its OS thread, unreferenced: its pipe must not outlive it.
         self._closer = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        _netpollers.add(self)
 
     @property
     def waiting(self) -> int:
-        """How many fds have a parked waiter or watcher."""
-        return len(self._fds)
+        """How many fds have a parked waiter or watcher (kept registrations do not count)."""
+        return self._waiting + len(self._orphans)
 
-    def add_waiter(self, fd: int, event: int, token: Any) -> None:
-        """Watch ``fd`` for ``event`` (EVENT_READ or EVENT_WRITE) on behalf of ``token``."""
+    @property
+    def registered(self) -> int:
+        """How many fds the selector watches (those waited on, and those kept for an owner)."""
+        return sum(1 for waiters in self._fds.values() if waiters.registered)
+
+    # -- adding waiters ----------------------------------------------------------------------
+
+    def add_waiter(self, fd: int, event: int, token: Any, owner: Any = None) -> None:
+        """Watch ``fd`` for ``event`` (EVENT_READ or EVENT_WRITE) on behalf of ``token``.
+
+        ``owner``, if given, is the object that holds ``fd`` and calls `close_fd`
+        before it closes it (a green socket): the registration is then kept after
+        this wait, for its next one (see the module docstring).
+        """
         if fd < 0:
             raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
-        waiters = self._fds.get(fd)
-        new = waiters is None
-        if waiters is None:
-            waiters = _FdWaiters()
+        if event != EVENT_READ and event != EVENT_WRITE:
+            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
+        waiters = self._record(fd, owner)
         old_mask = waiters.mask()
         if event == EVENT_READ:
             if waiters.reader is not None:
@@ -105,26 +166,118 @@ class Netpoller:
                     f"or hand the data through a Queue"
                 )
             waiters.reader = token
-        elif event == EVENT_WRITE:
+        else:
             if waiters.writer is not None:
                 raise RuntimeError(
                     f"another green thread is already waiting to write fd {fd}: serialise "
                     f"the writers with a Lock"
                 )
             waiters.writer = token
-        else:
-            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
-        self._apply(fd, waiters, new, old_mask, lambda: setattr(
+        self._apply(fd, waiters, event, old_mask, lambda: setattr(
             waiters, "reader" if event == EVENT_READ else "writer", None))
+
+    def add_watcher(self, fd: int, event: int, token: Any) -> None:
+        """Watch ``fd`` for ``event`` on behalf of ``token``, sharing the fd with others.
+
+        Unlike `add_waiter`, any number of tokens may watch one fd for one event, next
+        to its exclusive reader and writer; adding a token twice is a no-op. Errors
+        are those of the selector (and of ``select.select``): `ValueError` for a
+        negative fd, `OSError` (EBADF) for a closed one, `PermissionError` (EPERM)
+        for a file epoll cannot watch (a regular file, always ready); nothing is
+        left registered for ``token`` when it raises. A watcher has no owner: the
+        fd is registered afresh unless others wait on it now.
+        """
+        if fd < 0:
+            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+        if event != EVENT_READ and event != EVENT_WRITE:
+            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
+        waiters = self._record(fd, None)
+        if event == EVENT_READ:
+            if waiters.read_watchers is None:
+                waiters.read_watchers = {}
+            watchers = waiters.read_watchers
+        else:
+            if waiters.write_watchers is None:
+                waiters.write_watchers = {}
+            watchers = waiters.write_watchers
+        if token in watchers:
+            return
+        old_mask = waiters.mask()
+        watchers[token] = None
+        self._apply(fd, waiters, event, old_mask, lambda: watchers.pop(token, None))
+
+    def _record(self, fd: int, owner: Any) -> _FdWaiters:
+        """The record a new wait on ``fd`` for ``owner`` joins.
+
+        A registration kept for ``owner`` is trusted as it is. One kept for another
+        owner may belong to a closed file whose number was reused: it is dropped and
+        the fd registered afresh. One whose owner was collected unnoticed makes us
+        rebuild the selector (see the module docstring). With others waiting on the
+        fd now, the wait joins them (the file is theirs), and nobody vouches for
+        the fd any more.
+        """
+        waiters = self._fds.get(fd)
+        if waiters is not None and not waiters.vouched_by(owner):
+            if waiters.mask():
+                waiters.owner = None
+            elif waiters.orphaned():
+                self._orphans.extend(self._rebuild())
+                waiters = None
+            else:
+                self._forget(fd, waiters)
+                waiters = None
+        if waiters is None:
+            waiters = self._fds[fd] = _FdWaiters(owner)
+        return waiters
+
+    def _apply(self, fd: int, waiters: _FdWaiters, event: int, old_mask: int,
+               undo: Callable[[], Any]) -> None:
+        """After a waiter for ``event`` joined ``waiters``: make the selector watch it.
+
+        No syscall when the registration already covers ``event``; if the selector
+        refuses, ``undo()`` takes the waiter back out and the error propagates.
+        """
+        if not waiters.registered & event:
+            mask = waiters.registered | event
+            try:
+                if waiters.registered:
+                    self._modify(fd, mask, waiters)
+                else:
+                    self._register(fd, mask, waiters)
+            except BaseException:
+                undo()
+                self._resync(fd, waiters)
+                raise
+            waiters.registered = mask
+        if not old_mask:
+            self._waiting += 1
 
     def _register(self, fd: int, mask: int, data: _FdWaiters) -> None:
         try:
             self._selector.register(fd, mask, data)
         except KeyError:
-            # The selector still remembers an fd of this number that was closed
-            # without close_fd(): drop the stale entry and register the new file.
+            # The selector still remembers an fd of this number: drop the stale
+            # entry and register the new file.
             self._selector.unregister(fd)
             self._selector.register(fd, mask, data)
+
+    def _modify(self, fd: int, mask: int, data: _FdWaiters) -> None:
+        try:
+            self._selector.modify(fd, mask, data)
+        except (KeyError, FileNotFoundError):
+            # KeyError: the selector forgot the fd; ENOENT: the kernel did (it was
+            # closed without close_fd() and its number reused) and the failed modify
+            # made the selector drop it too. Either way, watch the file there is now.
+            self._register(fd, mask, data)
+
+    def _resync(self, fd: int, waiters: _FdWaiters) -> None:
+        """After the selector refused a change: record what it still watches."""
+        key = self._selector.get_map().get(fd)
+        waiters.registered = 0 if key is None else key.events
+        if not waiters.registered and not waiters.mask():
+            self._fds.pop(fd, None)
+
+    # -- removing waiters --------------------------------------------------------------------
 
     def remove_waiter(self, fd: int, event: int, token: Any) -> None:
         """Stop watching ``fd`` for ``token``; a no-op when it is no longer registered."""
@@ -138,65 +291,7 @@ class Netpoller:
             waiters.writer = None
         else:
             return
-        self._shrink(fd, waiters, old_mask)
-
-    def add_watcher(self, fd: int, event: int, token: Any) -> None:
-        """Watch ``fd`` for ``event`` on behalf of ``token``, sharing the fd with others.
-
-        Unlike `add_waiter`, any number of tokens may watch one fd for one event, next
-        to its exclusive reader and writer; adding a token twice is a no-op. Errors
-        are those of the selector (and of ``select.select``): `ValueError` for a
-        negative fd, `OSError` (EBADF) for a closed one, `PermissionError` (EPERM)
-        for a file epoll cannot watch (a regular file, always ready); nothing is
-        left registered for ``token`` when it raises.
-        """
-        if fd < 0:
-            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
-        if event != EVENT_READ and event != EVENT_WRITE:
-            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
-        waiters = self._fds.get(fd)
-        new = waiters is None
-        if waiters is None:
-            waiters = _FdWaiters()
-        old_mask = waiters.mask()
-        if event == EVENT_READ:
-            if waiters.read_watchers is None:
-                waiters.read_watchers = {}
-            watchers = waiters.read_watchers
-        else:
-            if waiters.write_watchers is None:
-                waiters.write_watchers = {}
-            watchers = waiters.write_watchers
-        if token in watchers:
-            return
-        watchers[token] = None
-        self._apply(fd, waiters, new, old_mask, lambda: watchers.pop(token, None))
-
-    def _apply(self, fd: int, waiters: _FdWaiters, new: bool, old_mask: int,
-               undo: Callable[[], Any]) -> None:
-        """Make the selector watch ``waiters.mask()`` on ``fd``; if it refuses, ``undo()``."""
-        mask = waiters.mask()
-        try:
-            if new:
-                self._register(fd, mask, waiters)
-            elif mask != old_mask:
-                self._modify(fd, mask, waiters)
-        except BaseException:
-            undo()
-            raise
-        if new:
-            self._fds[fd] = waiters
-
-    def _modify(self, fd: int, mask: int, data: _FdWaiters) -> None:
-        try:
-            self._selector.modify(fd, mask, data)
-        except KeyError:
-            # A failed modify made the selector forget the fd; register it afresh.
-            self._register(fd, mask, data)
-        except FileNotFoundError:
-            # ENOENT: the kernel forgot the fd (it was closed without close_fd() and
-            # its number reused); the selector dropped it too. Watch the new file.
-            self._register(fd, mask, data)
+        self._left(fd, waiters, old_mask)
 
     def remove_watcher(self, fd: int, event: int, token: Any) -> None:
         """Stop watching ``fd`` for ``token``; a no-op when it is not watching."""
@@ -208,32 +303,82 @@ class Netpoller:
             return
         old_mask = waiters.mask()
         del watchers[token]
-        self._shrink(fd, waiters, old_mask)
+        self._left(fd, waiters, old_mask)
 
-    def _shrink(self, fd: int, waiters: _FdWaiters, old_mask: int) -> None:
-        """After a waiter or watcher left: narrow ``fd``'s mask, or forget the fd."""
+    def _left(self, fd: int, waiters: _FdWaiters, old_mask: int) -> None:
+        """After a waiter or watcher left: keep the registration for a live owner (`poll`
+        narrows it lazily), else narrow it now, unregistering the fd if nobody waits."""
         mask = waiters.mask()
         if mask == old_mask:
-            return  # someone else still waits for the same events: no syscall
-        try:
-            if mask:
+            return  # someone else still waits for the same events
+        if not mask:
+            self._waiting -= 1
+        if not waiters.kept():
+            self._narrow(fd, waiters)
+
+    def _narrow(self, fd: int, waiters: _FdWaiters) -> None:
+        """Make the selector watch exactly what is waited for on ``fd``; forget an fd
+        nobody waits on."""
+        mask = waiters.mask()
+        if not mask:
+            self._forget(fd, waiters)
+        elif mask != waiters.registered:
+            try:
                 self._selector.modify(fd, mask, waiters)
-            else:
-                del self._fds[fd]
+            except (OSError, ValueError, KeyError):
+                pass  # the fd was closed under us; the kernel already forgot it
+            self._resync(fd, waiters)
+
+    def _forget(self, fd: int, waiters: _FdWaiters) -> None:
+        """Drop ``fd``'s record and its registration (its waiters are the caller's business)."""
+        if self._fds.get(fd) is waiters:
+            del self._fds[fd]
+        if waiters.mask():
+            self._waiting -= 1
+        if waiters.registered:
+            waiters.registered = 0
+            try:
                 self._selector.unregister(fd)
-        except (OSError, ValueError, KeyError):
-            pass  # the fd was closed under us; the kernel already forgot it
+            except (OSError, ValueError, KeyError):
+                pass  # the fd was closed under us; the kernel already forgot it
 
     def close_fd(self, fd: int) -> list[Any]:
         """Forget ``fd`` (about to be closed); return the tokens that were waiting on it."""
-        waiters = self._fds.pop(fd, None)
+        waiters = self._fds.get(fd)
         if waiters is None:
             return []
-        try:
-            self._selector.unregister(fd)
-        except (OSError, ValueError, KeyError):
-            pass
+        self._forget(fd, waiters)
         return waiters.tokens()
+
+    def _rebuild(self) -> list[Any]:
+        """A fresh selector watching what is waited for now; return the tokens whose fd
+        it cannot watch any more (they retry their syscall and meet its error).
+
+        For a file closed behind our back whose description lives on elsewhere: the
+        kernel goes on reporting it under a number we can no longer unregister. Rare
+        (an owner collected without ``close()`` in another OS thread, or a file whose
+        owner does not call `close_fd`), so paying for every fd then is fine.
+        """
+        old = self._selector
+        self._selector = _OS_SELECTOR()
+        self._selector.register(self._wake_r, EVENT_READ, None)
+        old.close()
+        orphans: list[Any] = []
+        for fd, waiters in list(self._fds.items()):
+            waiters.registered = 0
+            mask = waiters.mask()
+            if not mask:
+                del self._fds[fd]
+                continue
+            try:
+                self._selector.register(fd, mask, waiters)
+                waiters.registered = mask
+            except (OSError, ValueError):
+                self._forget(fd, waiters)
+                orphans.extend(waiters.tokens())
+        return orphans
+
+    # -- polling -----------------------------------------------------------------------------
 
     def poll(self, timeout: Optional[float]) -> list[Any]:
         """Wait up to ``timeout`` seconds (None: forever) for readiness; return ready tokens.
@@ -241,15 +386,23 @@ class Netpoller:
         Each token is returned once; its registration is left in place for the hub to
         remove with `remove_waiter` (or `remove_watcher`) when the woken thread cleans
         up. Every watcher of a ready fd and event is returned, once even if it
-        watches several fds that are ready together.
+        watches several fds that are ready together. An event nobody waits for any
+        more narrows the fd's registration to what is still waited for.
         """
-        ready: list[Any] = []
+        if self._inherited:
+            return []  # never touch the parent's epoll set (the child has its own netpoller)
+        ready, self._orphans = self._orphans, []
         seen: Optional[set[Any]] = None  # watcher tokens already returned
-        for key, events in self._selector.select(timeout):
+        for key, events in self._selector.select(0 if ready else timeout):
             waiters = key.data
             if waiters is None:
                 self._drain_wakeups()
                 continue
+            if events & ~waiters.mask():
+                if waiters.orphaned():
+                    ready.extend(self._rebuild())
+                    continue  # its events, if any, come again from the new selector
+                self._narrow(key.fd, waiters)
             if events & EVENT_READ and waiters.reader is not None:
                 ready.append(waiters.reader)
             if events & EVENT_WRITE and waiters.writer is not None:
@@ -286,6 +439,25 @@ class Netpoller:
         """Release the selector and the wake-up pipe."""
         self._selector.close()
         self._closer()
+
+
+#: Every netpoller of this process, to be told when it finds itself in a forked child.
+_netpollers: "weakref.WeakSet[Netpoller]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child shares its parent's epoll set: kept registrations included.
+
+    The child's hub makes a fresh netpoller (registered after this handler, so it
+    runs later); the inherited one must never be polled or changed from the child:
+    narrowing an fd there would unregister it for the parent too. A poll of it (the
+    hub loop may still hold it for one pass) returns nothing.
+    """
+    for netpoller in list(_netpollers):
+        netpoller._inherited = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_fds(*fds: int) -> None:

@@ -221,10 +221,13 @@ class PipeIO(io.RawIOBase):
         hub = get_hub()
         self._parked += 1
         try:
+            # An owner that closes the fd notifies the hub first (`_release`): the fd
+            # then stays registered between waits.
+            owner = self if self._closefd else None
             if readable:
-                hub.wait_readable(self._fd)
+                hub.wait_readable(self._fd, None, owner)
             else:
-                hub.wait_writable(self._fd)
+                hub.wait_writable(self._fd, None, owner)
         finally:
             self._parked -= 1
 

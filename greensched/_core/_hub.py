@@ -421,20 +421,25 @@ class Hub:
         """Cancel a `call_later`; harmless if it already fired."""
         self._timers.cancel(handle)
 
-    def wait_readable(self, fd: int, timeout: Optional[float] = None) -> bool:
-        """Park until ``fd`` is readable (True) or ``timeout`` passes (False)."""
-        return self._wait_fd(fd, EVENT_READ, timeout)
+    def wait_readable(self, fd: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
+        """Park until ``fd`` is readable (True) or ``timeout`` passes (False).
 
-    def wait_writable(self, fd: int, timeout: Optional[float] = None) -> bool:
-        """Park until ``fd`` is writable (True) or ``timeout`` passes (False)."""
-        return self._wait_fd(fd, EVENT_WRITE, timeout)
+        ``owner``: the (weakly referenceable) object holding ``fd`` that calls
+        `notify_fd_closed` before closing it, such as a green socket; the fd then
+        stays registered with the netpoller between its waits (see `_netpoll`).
+        """
+        return self._wait_fd(fd, EVENT_READ, timeout, owner)
 
-    def _wait_fd(self, fd: int, event: int, timeout: Optional[float]) -> bool:
+    def wait_writable(self, fd: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
+        """Park until ``fd`` is writable (True) or ``timeout`` passes (False); see `wait_readable`."""
+        return self._wait_fd(fd, EVENT_WRITE, timeout, owner)
+
+    def _wait_fd(self, fd: int, event: int, timeout: Optional[float], owner: Any) -> bool:
         thread = self.current_thread_for_park()
         if timeout is not None and timeout <= 0:
             return False
         token = (thread, thread._park_seq + 1)
-        self._netpoll.add_waiter(fd, event, token)
+        self._netpoll.add_waiter(fd, event, token, owner)
         try:
             kind = "readable" if event == EVENT_READ else "writable"
             value = self.park(f"fd {fd} {kind}", timeout)

@@ -226,9 +226,11 @@ class socket(_stdlib_socket.socket):
         if fd < 0:
             return True  # closed meanwhile: the retry raises the stdlib's EBADF
         hub = get_hub()
+        # As the owner, this socket keeps the fd registered between waits: it calls
+        # notify_fd_closed before every close (`_real_close`, `detach`, `__del__`).
         if writing:
-            return hub.wait_writable(fd, timeout)
-        return hub.wait_readable(fd, timeout)
+            return hub.wait_writable(fd, timeout, self)
+        return hub.wait_readable(fd, timeout, self)
 
     # Each method makes its first attempt inline (the fast path costs one Python call
     # over the C method); only a BlockingIOError goes on to `_retry`.
@@ -498,6 +500,18 @@ class socket(_stdlib_socket.socket):
         if fd >= 0:
             _notify(fd)  # before the fd number can be reused
         _ss.close(self)
+
+    def __del__(self, _ss: Any = _ss, _notify: Callable[[int], None] = _notify_closed) -> None:
+        # Collected without close(): the C finalizer closes the fd (with the stdlib's
+        # ResourceWarning). Tell the hub first, as close() does, so that a
+        # registration kept for this socket does not outlive its file.
+        fd = _ss.fileno(self)
+        if fd >= 0:
+            try:
+                _notify(fd)
+            except Exception:
+                pass  # at interpreter shutdown; the hub is going too
+        _ss.__del__(self)
 
     @_copy_doc
     def detach(self) -> int:

@@ -162,3 +162,122 @@ def test_5000_connections_opened_and_closed_leak_nothing() -> None:
 @pytest.mark.timeout(900)
 def test_100000_connections_opened_and_closed_leak_nothing() -> None:
     churn(100_000, timeout=850, rss_growth_mib=24)
+
+
+#: The same churn, with kills: half the clients and a tenth of the server handlers
+#: are killed after a random 0-3 ms, wherever they are (connecting, sending,
+#: receiving, closing). Killed or not, nothing may stay behind.
+KILLING_CHURN = """
+import gc, json, os, random, struct, time
+import greensched
+from greensched._core._hub import get_hub
+from greensched.net import socket as gsocket
+
+TOTAL, CONCURRENCY = {total}, 50
+hub = get_hub()
+rng = random.Random(42)
+
+def counts():
+    gc.collect()
+    return {{"fds": len(os.listdir("/proc/self/fd")), "threads": len(hub._threads),
+            "netpoll_fds": len(hub._netpoll._fds), "selector_map": len(hub._netpoll._selector.get_map()),
+            "waiting": hub._netpoll.waiting}}
+
+def recv_exact(sock, n):
+    parts = []
+    while n:
+        chunk = sock.recv(n)
+        if not chunk:
+            raise EOFError
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+def kill_later(thread, probability):
+    if rng.random() < probability:
+        hub.call_later(rng.random() * 0.003, lambda t: t.kill(block=False), thread)
+
+outcome = {{"ok": 0, "killed": 0, "peer_gone": 0, "other": []}}
+
+def handle(conn):
+    with conn:
+        try:
+            (size,) = struct.unpack("!I", recv_exact(conn, 4))
+            conn.sendall(recv_exact(conn, size))
+            conn.recv(1)
+        except (EOFError, ConnectionError):
+            pass
+
+before = counts()
+listener = gsocket.create_server(("127.0.0.1", 0), backlog=1024)
+address = listener.getsockname()
+
+def serve():
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        kill_later(greensched.spawn(handle, conn), 0.1)
+
+acceptor = greensched.spawn(serve)
+
+def one(i):
+    try:
+        payload = os.urandom(100 + i % 5000)
+        with gsocket.create_connection(address, timeout=30) as sock:
+            sock.sendall(struct.pack("!I", len(payload)) + payload)
+            if recv_exact(sock, len(payload)) != payload:
+                outcome["other"].append(f"{{i}}: echo differs")
+        outcome["ok"] += 1
+    except (EOFError, ConnectionError):
+        outcome["peer_gone"] += 1  # its server handler was killed
+    except greensched.GreenThreadExit:
+        outcome["killed"] += 1
+        raise
+    except Exception as exc:
+        outcome["other"].append(f"{{i}}: {{exc!r}}")
+
+start = time.monotonic()
+clients = []
+for i in range(TOTAL):
+    if i >= CONCURRENCY:
+        clients[i - CONCURRENCY].join()  # (a thread killed before it ran has no finally)
+    client = greensched.spawn(one, i)
+    clients.append(client)
+    kill_later(client, 0.5)
+for c in clients:
+    c.join(30)
+elapsed = time.monotonic() - start
+greensched.sleep(0.1)  # the last handlers see their clients go
+listener.close()
+acceptor.join(5)
+deadline = time.monotonic() + 10
+while len(hub._threads) > before["threads"] and time.monotonic() < deadline:
+    greensched.sleep(0.01)
+after = counts()
+print(json.dumps({{"connections": TOTAL, "seconds": round(elapsed, 2), "before": before, "after": after,
+                  "killed_before_start": sum(1 for c in clients if c.done() and c._killed) - outcome["killed"],
+                  **outcome, "other": outcome["other"][:10], "n_other": len(outcome["other"])}}))
+"""
+
+
+def killing_churn(total: int, timeout: float) -> None:
+    proc = run_child(KILLING_CHURN.format(total=total), fds=4096, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = report(proc.stdout)
+    show(f"{total} connections with random kills", r)
+    assert r["n_other"] == 0, r["other"]
+    assert r["killed"] > total // 10 and r["ok"] > total // 10  # both really happened
+    assert r["after"] == r["before"], "a kill left an fd, a thread or a registration behind"
+
+
+@pytest.mark.timeout(120)
+def test_3000_connections_with_random_kills_leak_nothing() -> None:
+    killing_churn(3000, timeout=100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_50000_connections_with_random_kills_leak_nothing() -> None:
+    killing_churn(50_000, timeout=850)

@@ -173,8 +173,11 @@ class Netpoller:
                     f"the writers with a Lock"
                 )
             waiters.writer = token
-        self._apply(fd, waiters, event, old_mask, lambda: setattr(
-            waiters, "reader" if event == EVENT_READ else "writer", None))
+        if not waiters.registered & event:
+            self._widen(fd, waiters, event, lambda: setattr(
+                waiters, "reader" if event == EVENT_READ else "writer", None))
+        if not old_mask:
+            self._waiting += 1
 
     def add_watcher(self, fd: int, event: int, token: Any) -> None:
         """Watch ``fd`` for ``event`` on behalf of ``token``, sharing the fd with others.
@@ -204,7 +207,10 @@ class Netpoller:
             return
         old_mask = waiters.mask()
         watchers[token] = None
-        self._apply(fd, waiters, event, old_mask, lambda: watchers.pop(token, None))
+        if not waiters.registered & event:
+            self._widen(fd, waiters, event, lambda: watchers.pop(token, None))
+        if not old_mask:
+            self._waiting += 1
 
     def _record(self, fd: int, owner: Any) -> _FdWaiters:
         """The record a new wait on ``fd`` for ``owner`` joins.
@@ -230,27 +236,21 @@ class Netpoller:
             waiters = self._fds[fd] = _FdWaiters(owner)
         return waiters
 
-    def _apply(self, fd: int, waiters: _FdWaiters, event: int, old_mask: int,
-               undo: Callable[[], Any]) -> None:
-        """After a waiter for ``event`` joined ``waiters``: make the selector watch it.
-
-        No syscall when the registration already covers ``event``; if the selector
-        refuses, ``undo()`` takes the waiter back out and the error propagates.
-        """
-        if not waiters.registered & event:
-            mask = waiters.registered | event
-            try:
-                if waiters.registered:
-                    self._modify(fd, mask, waiters)
-                else:
-                    self._register(fd, mask, waiters)
-            except BaseException:
-                undo()
-                self._resync(fd, waiters)
-                raise
-            waiters.registered = mask
-        if not old_mask:
-            self._waiting += 1
+    def _widen(self, fd: int, waiters: _FdWaiters, event: int, undo: Callable[[], Any]) -> None:
+        """A waiter for ``event`` joined ``waiters``, and the selector does not watch it
+        yet: make it. If the selector refuses, ``undo()`` takes the waiter back out and
+        the error propagates."""
+        mask = waiters.registered | event
+        try:
+            if waiters.registered:
+                self._modify(fd, mask, waiters)
+            else:
+                self._register(fd, mask, waiters)
+        except BaseException:
+            undo()
+            self._resync(fd, waiters)
+            raise
+        waiters.registered = mask
 
     def _register(self, fd: int, mask: int, data: _FdWaiters) -> None:
         try:

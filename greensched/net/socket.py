@@ -368,18 +368,22 @@ class socket(_stdlib_socket.socket):
     def sendall(self, *args: Any) -> None:
         # Like CPython's sock_sendall: one deadline for the whole call, checked before
         # every chunk after the first; a partial send before a timeout is not undone.
-        timeout = self._timeout
         try:
             sent = _ss_send(self, *args)  # also checks the arguments, with the stdlib's errors
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
             sent = 0
+        with memoryview(args[0]) as view:
+            if sent < view.nbytes:  # else it all went at once, the usual case: done
+                self._send_rest(view, sent, args)
+
+    def _send_rest(self, view: memoryview, sent: int, args: tuple[Any, ...]) -> None:
+        """The rest of a `sendall` whose first ``sent`` bytes of ``view`` went out."""
+        timeout = self._timeout
         flags = args[1] if len(args) > 1 else 0
         nowait = self._raise_now(1, args)
-        view = memoryview(args[0])
-        data = view.cast("B") if view.format != "B" or view.ndim != 1 else view
-        try:
+        with view.cast("B") if view.format != "B" or view.ndim != 1 else view as data:
             total = data.nbytes
             deadline = None if timeout is None else _monotonic() + timeout
             while sent < total:
@@ -394,9 +398,6 @@ class socket(_stdlib_socket.socket):
                         raise
                 if not self._wait(True, remaining):
                     raise _timed_out()
-        finally:
-            data.release()
-            view.release()
 
     @_copy_doc
     def accept(self) -> tuple["socket", Any]:

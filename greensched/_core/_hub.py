@@ -37,14 +37,13 @@ import _thread
 import atexit
 import errno
 import os
-import sys
 from collections import deque
 from time import monotonic
 from typing import Any, Callable, Iterable, Optional
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _preempt
+from . import _introspect, _preempt
 from ._errors import DeadlockError, GreenThreadExit, HubError
 from ._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from ._thread import _NOTHING, DONE, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
@@ -59,6 +58,7 @@ _preempt.mark_root(GreenThread._bootstrap)
 
 #: Idle carrier greenlets kept for reuse; more than this are let go.
 _MAX_IDLE_CARRIERS = 256
+_WAIT_MASK = _introspect.WAIT_WINDOW - 1  # resume number n waited _waits[n & _WAIT_MASK] s
 
 # The OS-level originals, captured before `patch_all()` can make `_thread` green.
 _os_thread_ident = _thread.get_ident
@@ -151,6 +151,12 @@ class Hub:
         #: Number of times the hub resumed a green thread, and when it last did.
         self.switches = 0
         self.resumed_at = 0.0
+        #: For stats(): threads started, how long recent resumes waited on the run
+        #: queue (a ring indexed by switch number), and the hub's sleeps in poll.
+        self.spawned = 0
+        self._waits = _introspect.new_wait_window()
+        self.polls = 0
+        self.poll_seconds = 0.0
         is_main = self.os_thread_id == _main_os_thread_id()
         main = GreenThread(name="MainThread" if is_main else f"Main-{self.os_thread_id}")
         main._hub = self
@@ -174,6 +180,8 @@ class Hub:
             raise RuntimeError("threads can only be started once")
         thread._hub = self
         thread._state = READY
+        thread._ready_at = monotonic()
+        self.spawned += 1
         self._threads[thread._ident] = thread
         self._ready.append(thread)
         if self._polling:
@@ -284,6 +292,7 @@ class Hub:
         if thread._state is not PARKED or thread._park_seq != seq:
             return False
         thread._state = READY
+        thread._ready_at = monotonic()
         thread._resume_value = value
         if self._polling:
             self._ready.append(thread)
@@ -309,6 +318,7 @@ class Hub:
         state = thread._state
         if state is PARKED:
             thread._state = READY
+            thread._ready_at = monotonic()
             thread._resume_exc = exc
             self._ready.append(thread)
             if self._polling:
@@ -336,6 +346,7 @@ class Hub:
         if thread._held_exc is not None:
             self._raise_held(thread)
         thread._state = READY
+        thread._ready_at = monotonic()
         self._yielded.append(thread)
         self._glet.switch()
 
@@ -550,15 +561,15 @@ class Hub:
                     thread = ready.popleft()
                     if thread._state is not READY:
                         continue  # killed before it ever ran
-                    self.resumed_at = monotonic()
-                    self._resume(thread)
+                    self.resumed_at = now = monotonic()
+                    self._resume(thread, now)
                     # A hand-off: the first thread it woke runs next, on the same slice,
                     # unless the waker yielded (it was preempted: take turns) or the slice
                     # is spent; the others it woke queue up in order.
                     while woken:
                         first = woken.popleft()
                         run_next = (thread._state is not READY
-                                    and monotonic() - self.resumed_at < self._handoff_slice())
+                                    and (now := monotonic()) - self.resumed_at < self._handoff_slice())
                         if not run_next:
                             ready.append(first)
                         while woken:
@@ -567,7 +578,7 @@ class Hub:
                             break
                         thread = first
                         if thread._state is READY:
-                            self._resume(thread)
+                            self._resume(thread, now)
                 # 2. Timers that are due.
                 if len(timers):
                     for callback, arg in timers.pop_due(monotonic()):
@@ -592,12 +603,17 @@ class Hub:
                         timeout = None  # only a signal handler can wake us now
                     if preemptor is not None and timeout != 0.0:
                         preemptor.hub_about_to_sleep()
-                if timeout != 0.0 or netpoll.waiting:  # else skip the syscall
+                sleeps = timeout != 0.0
+                if sleeps or netpoll.waiting:  # else skip the syscall
                     self._polling = True
+                    began = monotonic() if sleeps else 0.0
                     try:
                         tokens = netpoll.poll(timeout)
                     finally:
                         self._polling = False
+                        if sleeps:
+                            self.polls += 1
+                            self.poll_seconds += monotonic() - began
                     for thread, seq in tokens:
                         self.unpark(thread, seq, True)
                 # 5. Those who yielded this pass go behind everything woken above.
@@ -618,11 +634,12 @@ class Hub:
         """How many threads wait for their turn (not counting the running one)."""
         return len(self._ready) + len(self._yielded) + len(self._woken)
 
-    def _resume(self, thread: GreenThread) -> None:
-        """Switch into READY ``thread`` until it parks, yields or ends (only `_loop` calls this)."""
+    def _resume(self, thread: GreenThread, now: float) -> None:
+        """At time ``now``, switch into READY ``thread`` until it parks, yields or ends (only `_loop`)."""
         thread._state = RUNNING
         self.current = thread
-        self.switches += 1
+        switches = self.switches = self.switches + 1
+        self._waits[switches & _WAIT_MASK] = now - thread._ready_at
         glet = thread._glet
         if glet is None:
             if self._carriers:
@@ -659,13 +676,7 @@ class Hub:
             report_exception(self.main, exc)  # main cannot take it: at least say so
 
     def _deadlock(self) -> None:
-        lines = ["every green thread is parked and nothing can wake one:"]
-        for thread in self._threads.values():
-            lines.append(f"  {thread.name!r} waits on {thread._waiting_on or thread._state}"
-                         f" at {_where(thread)}")
-        lines.append("(is a lock never released, an event never set, or a join on a thread "
-                     "that waits for the joiner?)")
-        self._deliver_to_main(DeadlockError("\n".join(lines)))
+        self._deliver_to_main(DeadlockError(_introspect.deadlock_message(self)))
 
 
 _NO_FILENO: Any = object()
@@ -696,19 +707,6 @@ def _wait_fds_reason(readers: list[int], writers: list[int]) -> str:
         return ", ".join(map(str, fds[:8])) + (f", ... ({len(fds)} fds)" if len(fds) > 8 else "")
 
     return f"fds readable [{show(readers)}] or writable [{show(writers)}]"
-
-
-def _where(thread: GreenThread) -> str:
-    """file:line of the innermost frame of ``thread`` outside greensched."""
-    glet = thread._glet
-    frame = glet.gr_frame if glet is not None else None
-    if glet is getcurrent():
-        frame = sys._getframe()
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("greensched."):
-        frame = frame.f_back
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
 
 
 def _main_os_thread_id() -> int:

@@ -101,6 +101,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Preemptor", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config", "mark_root",
+    "parse_signal", "set_dump_signal",
 ]
 
 DEFAULT_SLICE_MS = 10.0
@@ -171,8 +172,8 @@ def user_signal_handlers() -> bool:
             handler = signal.getsignal(signum)
         except (ValueError, OSError):
             continue
-        if handler in ours or getattr(handler, "__self__", None).__class__ is Preemptor:
-            continue
+        if handler in ours or getattr(handler, "__self__", None).__class__ in (Preemptor, _DumpHandler):
+            continue  # ours: a dump on request wakes nobody, so it does not hide a deadlock
         return True
     return False
 
@@ -239,6 +240,7 @@ class Preemptor:
         self.stuck_preemptions = 0
         self.call_preemptions = 0
         self.retried = 0
+        self.deferred_requests = 0  # requests that found the thread under no_preempt
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     # -- configuration --------------------------------------------------------------
@@ -371,6 +373,8 @@ class Preemptor:
             self._want_at = hub.switches
             self.requests += 1
         if self._depth:
+            if not self.deferred:
+                self.deferred_requests += 1
             self.deferred = True
             return None
         landing = classify(frame)
@@ -499,3 +503,88 @@ def no_preempt(preemptor: Optional[Preemptor]) -> NoPreempt:
     """
     return NoPreempt(preemptor)
 
+
+# -- the dump signal ---------------------------------------------------------------------------
+
+#: Not usable as the dump signal: preemption's own, Ctrl-C's, and the uncatchable.
+_RESERVED = {
+    signal.SIGALRM: "is the preemption timer's signal",
+    signal.SIGINT: "is Ctrl-C (KeyboardInterrupt)",
+    signal.SIGKILL: "cannot be caught",
+    signal.SIGSTOP: "cannot be caught",
+}
+if _SWITCH_SIGNAL is not None:
+    _RESERVED[_SWITCH_SIGNAL] = "is the signal preemption switches threads from"
+
+
+def parse_signal(value: Any, what: str = "signal") -> int:
+    """A signal number from a name (``SIGUSR1``, ``usr1``) or a number, or a clear `ValueError`.
+
+    ``what`` names the setting in the message (``GREENSCHED_DUMP_SIGNAL``, a flag...).
+    """
+    hint = "use a signal name or number such as SIGUSR1, SIGUSR2 or SIGQUIT"
+    if isinstance(value, signal.Signals):
+        signum = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        signum = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        signum = int(value.strip())
+    elif isinstance(value, str) and value.strip():
+        name = value.strip().upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        member = getattr(signal.Signals, name, None) if name.isidentifier() else None
+        if member is None:
+            raise ValueError(f"{what}: {value!r} is not a signal on this system; {hint}")
+        signum = int(member)
+    else:
+        raise ValueError(f"{what}: {value!r} is not a signal; {hint}")
+    if signum not in signal.valid_signals():
+        raise ValueError(f"{what}: {value!r} is not a valid signal number here; {hint}")
+    if signum in _RESERVED:
+        raise ValueError(f"{what}: {value!r} cannot be used: {signal.Signals(signum).name} "
+                         f"{_RESERVED[signum]}; {hint}")
+    return signum
+
+
+class _DumpHandler:
+    """The Python-level handler of the dump signal: calls ``dump()``, never switches.
+
+    It runs wherever the main OS thread checks for signals: in a green thread or in
+    the hub while it polls. Preemption never switches while greensched's frames are
+    on the stack, so the dump is not interleaved with other threads either.
+    """
+
+    __slots__ = ("dump", "previous")
+
+    def __init__(self, dump: Callable[[], None], previous: Any) -> None:
+        self.dump = dump
+        self.previous = previous
+
+    def handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        self.dump()
+
+
+_dump_handlers: dict[int, _DumpHandler] = {}
+
+
+def set_dump_signal(signum: Optional[int], dump: Optional[Callable[[], None]] = None) -> None:
+    """Make ``signum`` call ``dump()``; None removes ours and restores what was there.
+
+    Only one dump signal at a time: setting another first restores the previous
+    one's handler. Must run in the main OS thread (`ValueError` otherwise, as
+    `signal.signal` says).
+    """
+    for old, handler in list(_dump_handlers.items()):
+        if old != signum or dump is None:
+            signal.signal(old, handler.previous)
+            del _dump_handlers[old]
+    if signum is None or dump is None:
+        return
+    current = _dump_handlers.get(signum)
+    if current is not None:
+        current.dump = dump
+        return
+    previous = signal.getsignal(signum)
+    handler = _DumpHandler(dump, signal.SIG_DFL if previous is None else previous)
+    signal.signal(signum, handler.handle)
+    _dump_handlers[signum] = handler

@@ -55,7 +55,7 @@ class GreenThread:
     __slots__ = (
         "name", "_daemon", "_target", "_args", "_kwargs", "_ident", "_hub", "_glet",
         "_state", "_result", "_exc", "_killed", "_joiners", "_park_seq", "_waiting_on",
-        "_resume_value", "_resume_exc", "_held_exc", "__weakref__", "__dict__",
+        "_resume_value", "_resume_exc", "_held_exc", "_ready_at", "__weakref__", "__dict__",
     )
 
     def __init__(
@@ -91,6 +91,8 @@ class GreenThread:
         self._resume_exc: Optional[BaseException] = None
         #: An exception held back by preemption (see _preempt), and since when.
         self._held_exc: Optional[tuple[BaseException, float]] = None
+        #: When it last became READY (monotonic): the hub measures run-queue waits.
+        self._ready_at = 0.0
 
     # -- threading.Thread-shaped API -------------------------------------------------
 
@@ -245,14 +247,18 @@ class GreenThread:
 
 
 def report_exception(thread: GreenThread, exc: BaseException, file: Any = None) -> None:
-    """Print an uncaught exception the way `threading.excepthook` does."""
+    """Print an uncaught exception the way `threading.excepthook` does.
+
+    The traceback already says what the thread was doing; the ident is added to the
+    name because names need not be unique, and it is what `dump_stacks` shows too.
+    """
     import traceback
 
     out = file if file is not None else sys.stderr
     if out is None:
         return
     try:
-        out.write(f"Exception in green thread {thread.name}:\n")
+        out.write(f"Exception in green thread {thread.name} (ident {thread._ident}):\n")
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=out)
         out.flush()
     except Exception:

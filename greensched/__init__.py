@@ -7,6 +7,14 @@ timer that keeps one busy or stuck thread from freezing the others.
 from ._core._errors import DeadlockError, GreenThreadExit, HubError
 from ._core._thread import GreenThread
 from .local import local
+from .monitor import (
+    dump_stacks,
+    format_stacks,
+    set_dump_signal,
+    start_blocking_detector,
+    stats,
+    stop_blocking_detector,
+)
 from .monkey import is_patched, original, patch_all
 from .queue import Empty, Full, LifoQueue, PriorityQueue, Queue, SimpleQueue
 from .scheduler import (
@@ -18,7 +26,6 @@ from .scheduler import (
     set_preemption,
     sleep,
     spawn,
-    stats,
     wait_fds,
     wait_readable,
     wait_writable,
@@ -33,7 +40,8 @@ __all__ = [
     "BoundedSemaphore", "Condition", "DeadlockError", "Empty", "Event", "Full",
     "GreenThread", "GreenThreadExit", "HubError", "LifoQueue", "Lock", "PriorityQueue",
     "Queue", "RLock", "Semaphore", "SimpleQueue", "Timeout", "TimeoutExpired",
-    "current_thread", "get_preemption", "is_patched", "local", "no_preempt", "notify_fd_closed",
-    "original", "patch_all", "run", "set_preemption", "sleep", "spawn", "stats", "to_thread",
-    "wait_fds", "wait_readable", "wait_writable",
+    "current_thread", "dump_stacks", "format_stacks", "get_preemption", "is_patched", "local",
+    "no_preempt", "notify_fd_closed", "original", "patch_all", "run", "set_dump_signal",
+    "set_preemption", "sleep", "spawn", "start_blocking_detector", "stats", "stop_blocking_detector",
+    "to_thread", "wait_fds", "wait_readable", "wait_writable",
 ]

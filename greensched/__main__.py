@@ -1,7 +1,10 @@
-"""python -m greensched [--slice MS] [--no-preempt] script.py [args...] | -m module [args...]
+"""python -m greensched [options] script.py [args...] | -m module [args...]
 
 Patches the stdlib with `greensched.patch_all()`, then runs an unmodified program
 as ``__main__``, with its own ``sys.argv``, the way ``python script.py`` would.
+Options: ``--slice MS``, ``--no-preempt``, ``--dump-signal SIG`` (print every green
+thread's stack on that signal) and ``--blocking-threshold MS`` (report a green
+thread that holds the CPU longer); see ``--help``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from typing import Optional
 
 from ._core._preempt import mark_root
+from .monitor import set_dump_signal_from, start_blocking_detector_ms
 from .monkey import patch_all
 from .scheduler import set_preemption
 
@@ -27,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="preemption time slice in milliseconds (default 10, or GREENSCHED_SLICE_MS)")
     parser.add_argument("--no-preempt", action="store_true",
                         help="turn preemption off (as GREENSCHED_PREEMPT=0 does)")
+    parser.add_argument("--dump-signal", metavar="SIG", default=None,
+                        help="print every green thread's stack to stderr on this signal, e.g. SIGUSR1 "
+                        "(as GREENSCHED_DUMP_SIGNAL does); then: kill -USR1 <pid>")
+    parser.add_argument("--blocking-threshold", metavar="MS", default=None,
+                        help="report a green thread that holds the CPU longer than MS milliseconds "
+                        "without a switch, with its stack (as GREENSCHED_BLOCKING_THRESHOLD_MS does)")
     parser.add_argument("-m", dest="module", metavar="MODULE", default=None,
                         help="run a library module as a script, like python -m")
     parser.add_argument("target", nargs="?", help="the script to run (unless -m is given)")
@@ -45,6 +55,13 @@ def main(argv: Optional[list[str]] = None) -> None:
             set_preemption(False if options.no_preempt else None, options.slice)
         except ValueError as exc:
             parser.error(str(exc))
+    try:
+        if options.dump_signal is not None:
+            set_dump_signal_from(options.dump_signal, "--dump-signal")
+        if options.blocking_threshold is not None:
+            start_blocking_detector_ms(options.blocking_threshold, "--blocking-threshold")
+    except ValueError as exc:
+        parser.error(str(exc))
     patch_all()
     _run(options.module, options.target, options.args)
 

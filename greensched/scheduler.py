@@ -1,7 +1,8 @@
 """The public face of the runtime: spawn, sleep, run, preemption settings, fd waits.
 
 Thin functions over this OS thread's hub (`greensched._core`), for users and for
-greensched's own higher layers. Nothing here holds state of its own.
+greensched's own higher layers. Nothing here holds state of its own. `stats()` and
+the other ways of looking inside live in `greensched.monitor`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ._core._preempt import NoPreempt
 
 __all__ = [
     "spawn", "sleep", "run", "current_thread", "no_preempt", "set_preemption",
-    "get_preemption", "wait_readable", "wait_writable", "wait_fds", "notify_fd_closed", "stats",
+    "get_preemption", "wait_readable", "wait_writable", "wait_fds", "notify_fd_closed",
 ]
 
 
@@ -85,30 +86,3 @@ def wait_fds(readers: Iterable[Any], writers: Iterable[Any] = (),
 def notify_fd_closed(fd: int) -> None:
     """Call just before closing ``fd``: green threads waiting on it get `OSError(EBADF)`."""
     get_hub().notify_fd_closed(fd)
-
-
-def stats() -> dict[str, Any]:
-    """Counters of this OS thread's scheduler (cheap; safe to call often)."""
-    hub = get_hub()
-    threads = list(hub._threads.values())
-    out: dict[str, Any] = {
-        "threads": len(threads),
-        "ready": hub.ready_count(),
-        "parked": sum(1 for t in threads if t.state == "PARKED"),
-        "switches": hub.switches,
-        "timers": len(hub._timers),
-        "fds_waited_on": hub._netpoll.waiting,
-    }
-    p = hub.preemptor
-    if p is not None:
-        out.update(
-            preemption_enabled=p.enabled,
-            slice_ms=p.slice * 1000.0,
-            ticks=p.ticks,
-            preemption_requests=p.requests,
-            preemptions=p.preemptions,
-            call_preemptions=p.call_preemptions,
-            stuck_preemptions=p.stuck_preemptions,
-            retried_requests=p.retried,
-        )
-    return out

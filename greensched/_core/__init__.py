@@ -2,6 +2,8 @@
 
 Modules, in dependency order: `_errors`, `_timers` (deadline heap), `_netpoll`
 (selectors + wake-up pipe), `_waitqueue` (FIFO of parked threads), `_thread`
-(GreenThread), `_preempt` (the only user of `signal`), `_hub` (run queue and THE
-loop). Only `_thread` and `_hub` import greenlet.
+(GreenThread), `_safepoints` and `_preempt` (the only user of `signal`, also for
+the opt-in dump signal), `_introspect` (stacks, the deadlock report, counters; it
+only reads), `_hub` (run queue and THE loop). Only `_thread` and `_hub` import
+greenlet.
 """

@@ -117,6 +117,10 @@ def set_dump_signal(sig: Any, file: Optional[TextIO] = None) -> None:
     Python runs signal handlers. The handler only formats and writes: it never
     switches, and a program that waits for nothing else still gets its
     `DeadlockError` (the dump handler does not count as a way to wake anyone).
+
+    Python runs a signal handler only between bytecodes: while the main OS thread
+    is inside one long C call, the dump waits until the call returns. That case is
+    the blocking detector's (`start_blocking_detector`), or `faulthandler`'s.
     """
     _set_dump_signal(sig, file, "set_dump_signal()")
 

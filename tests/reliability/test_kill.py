@@ -11,6 +11,7 @@ lock, a permit given to a thread that is killed before it runs).
 
 from __future__ import annotations
 
+import json
 import os
 import socket as stdsocket
 import time
@@ -23,7 +24,7 @@ import greensched
 from greensched import Condition, Event, Lock, Queue, RLock, Semaphore, spawn
 from greensched._core._hub import get_hub
 from greensched.net import socket as gsocket
-from tests.util import fill
+from tests.util import run_python
 
 
 def registrations() -> tuple[int, int]:
@@ -412,3 +413,67 @@ def test_a_lock_handed_to_a_killed_waiter_passes_on(factory: Callable[[], Any]) 
         assert lock.acquire(timeout=1)
     for _ in range(holders):
         lock.release()
+
+
+KILL_SUBPROCESS = """
+import greensched
+greensched.patch_all()
+import gc, json, os, subprocess, time
+from greensched._core._hub import get_hub
+
+def children():
+    me, n = str(os.getpid()), 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[1] == me:
+                    n += 1
+        except OSError:
+            pass
+    return n
+
+def state():
+    gc.collect()
+    netpoll = get_hub()._netpoll
+    return [len(os.listdir("/proc/self/fd")), children(), len(netpoll._fds), len(netpoll._selector.get_map())]
+
+cases = {
+    "run": lambda: subprocess.run(["sleep", "60"]),
+    "run-feeding-stdin": lambda: subprocess.run(["sh", "-c", "exec sleep 60"], input=b"x" * (4 << 20)),
+    "run-reading-stdout": lambda: subprocess.run(
+        ["sh", "-c", "head -c 5000000 /dev/zero; exec sleep 60"], capture_output=True),
+    "check_output": lambda: subprocess.check_output(["sleep", "60"]),
+    "with-popen-wait": lambda: subprocess.Popen(["sleep", "60"]).__enter__().wait(),
+}
+before = state()
+out = {}
+for name, fn in cases.items():
+    finals = []
+    def victim():
+        try:
+            fn()
+        finally:
+            finals.append(name)
+    t = greensched.spawn(victim)
+    deadline = time.monotonic() + 10
+    while t.state != "PARKED" and time.monotonic() < deadline:
+        greensched.sleep(0.01)
+    greensched.sleep(0.1)
+    t.kill(timeout=10)
+    if name == "with-popen-wait":  # no with-exit ran: the child is the caller's to end
+        for p in list(subprocess._active):
+            p.kill(); p.wait()
+    out[name] = {"done": t.done(), "finally": finals == [name], "state": state()}
+print(json.dumps({"before": before, "cases": out}))
+"""
+
+
+def test_a_thread_killed_in_a_subprocess_call_leaves_no_child_fd_or_registration() -> None:
+    """subprocess.run & co. kill and reap their child when the calling thread is killed
+    (as on KeyboardInterrupt), close its pipes, and leave the netpoller clean."""
+    proc = run_python(KILL_SUBPROCESS, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.splitlines()[-1])
+    for name, case in r["cases"].items():
+        assert case["done"] and case["finally"], (name, case)
+        assert case["state"] == r["before"], (name, case, r["before"])  # [fds, children, netpoll, map]

@@ -107,3 +107,84 @@ def test_1000_concurrent_connections_echo_every_byte() -> None:
 @pytest.mark.timeout(600)
 def test_10000_concurrent_connections_echo_every_byte() -> None:
     concurrent_echo(10_000, timeout=560)
+
+
+#: The stdlib's own servers and clients, patched: ThreadingHTTPServer (socketserver,
+#: selectors, makefile) and http.client, N keep-alive connections of 3 requests each
+#: whose bodies (up to 68 KiB) come back hashed and reversed.
+HTTP_LOAD = """
+import greensched
+greensched.patch_all()
+import hashlib, http.client, http.server, json, random, threading, time
+
+N = {n}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        reply = hashlib.sha256(body).hexdigest().encode() + body[::-1]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *args):
+        pass
+
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 4096
+
+server = Server(("127.0.0.1", 0), Handler)
+serving = threading.Thread(target=server.serve_forever, kwargs={{"poll_interval": 0.05}})
+serving.start()
+errors, done = [], [0]
+
+def client(i):
+    try:
+        body = random.Random(i).randbytes(i * 7919 % 70000)
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+        for _ in range(3):
+            conn.request("POST", "/echo", body=body)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 200 or data != hashlib.sha256(body).hexdigest().encode() + body[::-1]:
+                errors.append((i, response.status, len(data)))
+            done[0] += 1
+        conn.close()
+    except Exception as exc:
+        errors.append((i, repr(exc)))
+
+start = time.monotonic()
+clients = [threading.Thread(target=client, args=(i,)) for i in range(N)]
+for t in clients:
+    t.start()
+for t in clients:
+    t.join()
+elapsed = time.monotonic() - start
+server.shutdown()
+serving.join()
+server.server_close()
+print(json.dumps({{"connections": N, "requests": done[0], "errors": errors[:5], "n_errors": len(errors),
+                  "seconds": round(elapsed, 2)}}))
+"""
+
+
+def http_load(n: int, timeout: float) -> None:
+    proc = run_child(HTTP_LOAD.format(n=n), fds=2 * n + 200, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = report(proc.stdout)
+    show(f"{n} concurrent keep-alive HTTP connections (patch_all, stdlib server and client)", r)
+    assert r["n_errors"] == 0, r["errors"]
+    assert r["requests"] == 3 * n
+
+
+@pytest.mark.timeout(120)
+def test_1000_http_clients_against_the_stdlib_threading_server_patched() -> None:
+    http_load(1000, timeout=100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_5000_http_clients_against_the_stdlib_threading_server_patched() -> None:
+    need_fds(2 * 5000 + 200)
+    http_load(5000, timeout=560)

@@ -201,6 +201,8 @@ def deadlock_message(hub: "Hub") -> str:
 PARK_CATEGORIES = ("sleep", "fd", "lock", "condition", "event", "queue", "join", "to_thread", "other")
 
 _QUEUE_SUFFIXES = (".get()", ".put()", ".join()")
+#: park_category's answers by reason (most reasons are one string per wait queue).
+_categories: dict[Optional[str], str] = {}
 
 
 def park_category(reason: Optional[str]) -> str:
@@ -240,10 +242,17 @@ def scheduler_stats(hub: "Hub") -> dict[str, Any]:
     threads = list(hub._threads.values())
     parked_by = dict.fromkeys(PARK_CATEGORIES, 0)
     parked = 0
+    known = _categories
+    if len(known) > 4096:
+        known.clear()  # sleep reasons differ by their duration: keep the cache bounded
     for thread in threads:
         if thread._state is PARKED:
             parked += 1
-            parked_by[park_category(thread._waiting_on)] += 1
+            reason = thread._waiting_on
+            category = known.get(reason)
+            if category is None:
+                category = known[reason] = park_category(reason)
+            parked_by[category] += 1
     switches = hub.switches
     window = hub._waits
     if switches >= WAIT_WINDOW:

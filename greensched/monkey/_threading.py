@@ -58,6 +58,7 @@ from typing import Any, Callable, Optional
 
 from .. import queue as _green_queue
 from .. import sync as _green_sync
+from .._core._errors import GreenThreadExit
 from .._core._hub import get_hub
 from .._core._preempt import mark_root
 from .._core._thread import GreenThread
@@ -66,7 +67,7 @@ from ._registry import patch_attr
 
 _HANDLES = sys.version_info >= (3, 13)  # thread handles instead of sentinel locks
 __implements__ = ["_allocate_lock", "get_ident", "Lock", "_CRLock", "local", "_active_limbo_lock",
-                  "Event", "_DummyThread"]
+                  "Event", "_DummyThread", "_make_invoke_excepthook"]
 if _HANDLES:
     __implements__ += ["_thread_local_info", "_start_joinable_thread", "_ThreadHandle",
                        "_make_thread_handle", "_thread_shutdown"]
@@ -111,8 +112,8 @@ def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     """Body of a started thread: as `_thread` does, report what escapes; then mark it done."""
     try:
         function(*args, **kwargs)
-    except SystemExit:
-        pass
+    except (SystemExit, GreenThreadExit):
+        pass  # a thread ended with sys.exit() or killed is not reported
     except BaseException as exc:  # _thread reports through sys.unraisablehook
         sys.unraisablehook(types.SimpleNamespace(
             exc_type=type(exc), exc_value=exc, exc_traceback=exc.__traceback__,
@@ -128,6 +129,22 @@ def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
 # User code runs under _run: without this mark the preemptor would take the whole
 # stack for greensched's own (atomic) code and never preempt a threading.Thread.
 mark_root(_run)
+
+
+_original_make_invoke_excepthook = _stdlib_threading._make_invoke_excepthook  # type: ignore[attr-defined]
+
+
+def _make_invoke_excepthook() -> Callable[[Any], None]:
+    """threading's, except that a `threading.Thread` ended by `GreenThread.kill` (its
+    run() raised `GreenThreadExit`) is not reported as a failure, as with `SystemExit`."""
+    invoke = _original_make_invoke_excepthook()
+
+    def invoke_excepthook(thread: Any) -> None:
+        if isinstance(sys.exc_info()[1], GreenThreadExit):
+            return
+        invoke(thread)
+
+    return invoke_excepthook
 
 
 def _set_sentinel() -> Any:
@@ -258,6 +275,7 @@ def patch() -> None:
         "_thread_shutdown": thread_shutdown,
     }
     in_threading["_DummyThread"] = _GreenDummyThread
+    in_threading["_make_invoke_excepthook"] = _make_invoke_excepthook
     if hasattr(_stdlib_threading, "_thread_local_info"):  # 3.13: where its own remover lives
         in_threading["_thread_local_info"] = _green_local()
     if _HANDLES:

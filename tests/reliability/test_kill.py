@@ -477,3 +477,42 @@ def test_a_thread_killed_in_a_subprocess_call_leaves_no_child_fd_or_registration
     for name, case in r["cases"].items():
         assert case["done"] and case["finally"], (name, case)
         assert case["state"] == r["before"], (name, case, r["before"])  # [fds, children, netpoll, map]
+
+
+def test_killing_a_patched_threading_thread_is_not_reported_as_a_failure() -> None:
+    """Regression: a threading.Thread (or a _thread.start_new_thread function) killed
+    with GreenThread.kill printed "Exception in thread ...: GreenThreadExit" (through
+    threading.excepthook, or sys.unraisablehook for _thread). A kill is not a failure
+    (as SystemExit is not); real exceptions are still reported."""
+    proc = run_python(
+        """
+        import greensched
+        greensched.patch_all()
+        import _thread, threading, time
+        box = []
+        def work():
+            box.append(greensched.current_thread())
+            try:
+                time.sleep(60)
+            finally:
+                box.append("finally")
+        t = threading.Thread(target=work, name="worker")
+        t.start()
+        time.sleep(0.05)
+        box.pop(0).kill()
+        t.join(5)
+        _thread.start_new_thread(work, ())
+        time.sleep(0.05)
+        box.pop(1).kill()
+        def bad():
+            raise ValueError("still reported")
+        t2 = threading.Thread(target=bad, name="bad")
+        t2.start()
+        t2.join()
+        print(t.is_alive(), box)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False ['finally', 'finally']"
+    assert "GreenThreadExit" not in proc.stderr, proc.stderr
+    assert "Exception in thread bad" in proc.stderr and "ValueError: still reported" in proc.stderr

@@ -5,7 +5,8 @@ use and close connections one after another, in three ways: the client closes
 first, the server closes first, or the client aborts with a reset (SO_LINGER 0).
 Afterwards the open fds, the live green threads, the netpoller's registrations (its
 table and the selector's own map) and the pending timers are back to their starting
-counts, and the RSS after warm-up has not grown beyond a generous bound.
+counts, and the RSS after warm-up has not grown beyond a generous bound. A variant
+runs beside two CPU hogs at a 1 ms slice, so preemption lands all over those paths.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def worker():
             peak["fds"] = max(peak["fds"], fds())
             peak["threads"] = max(peak["threads"], len(hub._threads))
 
+hogging = [True]
+def hog():  # CPU hogs beside the churn: preemption at every slice, in every path
+    while hogging[0]:
+        pass
+hogs = [greensched.spawn(hog) for _ in range({hogs})]
 start = time.monotonic()
 workers = [greensched.spawn(worker) for _ in range(WORKERS)]
 warm.wait()
@@ -126,6 +132,9 @@ rss_warm = rss()
 for w in workers:
     w.join()
 elapsed = time.monotonic() - start
+hogging[0] = False
+for h in hogs:
+    h.join()
 deadline = time.monotonic() + 10
 while server_stats["handled"] < TOTAL and time.monotonic() < deadline:
     greensched.sleep(0.01)
@@ -135,13 +144,15 @@ after = counts()
 rss_end = rss()
 print(json.dumps({{"connections": TOTAL, "seconds": round(elapsed, 2), "before": before, "after": after,
                   "peak": peak, "rss_warm_mib": round(rss_warm / 2**20, 1),
-                  "rss_end_mib": round(rss_end / 2**20, 1), "client_errors": client_errors[:10],
+                  "rss_end_mib": round(rss_end / 2**20, 1), "hogs": len(hogs),
+                  "preemptions": greensched.stats()["preemptions"], "client_errors": client_errors[:10],
                   "n_client_errors": len(client_errors), "server": server_stats}}))
 """
 
 
-def churn(total: int, timeout: float, rss_growth_mib: float) -> None:
-    proc = run_child(CHURN.format(total=total), fds=4096, timeout=timeout)
+def churn(total: int, timeout: float, rss_growth_mib: float, hogs: int = 0) -> None:
+    env = {"GREENSCHED_SLICE_MS": "1"} if hogs else None
+    proc = run_child(CHURN.format(total=total, hogs=hogs), fds=4096, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = report(proc.stdout)
     show(f"{total} connections opened and closed", r)
@@ -151,11 +162,18 @@ def churn(total: int, timeout: float, rss_growth_mib: float) -> None:
     assert r["after"] == r["before"], "fds, threads, registrations or timers leaked"
     assert r["peak"]["fds"] > r["before"]["fds"] + 10  # connections really were open meanwhile
     assert r["rss_end_mib"] - r["rss_warm_mib"] < rss_growth_mib
+    if hogs:
+        assert r["preemptions"] > 0
 
 
 @pytest.mark.timeout(120)
 def test_5000_connections_opened_and_closed_leak_nothing() -> None:
     churn(5000, timeout=100, rss_growth_mib=16)
+
+
+@pytest.mark.timeout(120)
+def test_3000_connections_beside_two_cpu_hogs_at_a_1ms_slice_leak_nothing() -> None:
+    churn(3000, timeout=100, rss_growth_mib=16, hogs=2)
 
 
 @pytest.mark.slow

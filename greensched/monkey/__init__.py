@@ -21,6 +21,8 @@ What each switch replaces (each green module declares it in ``__implements__``):
 ``ssl``      ``ssl.SSLContext.sslsocket_class``: ``wrap_socket`` makes green TLS sockets
 ``subprocess`` ``os.waitpid``, ``subprocess.Popen`` (green pipe files), and the
             selector ``communicate`` uses
+``signal``  ``signal.signal``/``getsignal``: an exception a handler raises goes to
+            the main green thread, as it does with OS threads
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
@@ -55,6 +57,7 @@ def patch_all(
     threading: bool = True,
     subprocess: bool = True,
     ssl: bool = True,
+    signal: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
@@ -65,7 +68,7 @@ def patch_all(
     """
     global _first_call
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
-               "threading": threading, "subprocess": subprocess, "ssl": ssl}
+               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal}
     if _first_call is not None:
         if choices != _first_call:
             changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
@@ -113,6 +116,10 @@ def patch_all(
         from . import _subprocess
 
         _subprocess.patch(selectors=selectors)
+    if signal:
+        from . import _signal
+
+        _signal.patch()
 
 
 def _warn_if_late(choices: dict[str, bool]) -> None:

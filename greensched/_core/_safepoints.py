@@ -189,11 +189,15 @@ def atomic_reason(frame: Optional[FrameType]) -> Optional[str]:
 
     RUNTIME: greensched's own code is on it (short: worth retrying at the next
     check). IMPORT: an import is in progress (may be long: wait for the next tick).
+    A root (`mark_root`) is greensched code too: user code runs *below* it, so the
+    interrupted frame being a root itself (e.g. at its entry, before its ``try``)
+    is RUNTIME; an exception thrown in there would escape the thread's bootstrap.
     """
+    innermost = frame
     while frame is not None:
         code = frame.f_code
         if code in _ROOT_CODES:
-            return None
+            return RUNTIME if frame is innermost else None
         if code.co_filename in _IMPORT_FILES:
             return IMPORT
         name = frame.f_globals.get("__name__")

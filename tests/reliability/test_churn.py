@@ -291,8 +291,10 @@ def killing_churn(total: int, timeout: float) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_3000_connections_with_random_kills_leak_nothing() -> None:
-    killing_churn(3000, timeout=100)
+def test_10000_connections_with_random_kills_leak_nothing() -> None:
+    # It found a kill landing at a thread's bootstrap before its try and killing main
+    # instead (about once per 10,000 kills; fixed in _safepoints.atomic_reason).
+    killing_churn(10_000, timeout=100)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket as stdsocket
+import sys
 import time
 from collections import Counter
 from typing import Any, Callable, Iterator
@@ -516,3 +517,27 @@ def test_killing_a_patched_threading_thread_is_not_reported_as_a_failure() -> No
     assert proc.stdout.strip() == "False ['finally', 'finally']"
     assert "GreenThreadExit" not in proc.stderr, proc.stderr
     assert "Exception in thread bad" in proc.stderr and "ValueError: still reported" in proc.stderr
+
+
+def test_a_thread_is_never_preempted_in_its_own_bootstrap_frame() -> None:
+    """Regression: a tick landing at GreenThread._bootstrap's entry (before its try)
+    was a safe point; a kill thrown there escaped the carrier into the hub, which
+    handed the GreenThreadExit to the main thread (the killing churn hit it about
+    once per 10,000 kills). A root frame is greensched's own code when innermost;
+    user code below it stays preemptible."""
+    from greensched._core._safepoints import RUNTIME, atomic_reason
+    from greensched._core._thread import GreenThread
+
+    def where() -> tuple[Any, Any, Any]:
+        frame: Any = sys._getframe()
+        user = frame
+        run = bootstrap = None
+        while frame is not None:
+            if frame.f_code is GreenThread.run.__code__:
+                run = frame
+            if frame.f_code is GreenThread._bootstrap.__code__:
+                bootstrap = frame
+            frame = frame.f_back
+        return atomic_reason(bootstrap), atomic_reason(run), atomic_reason(user)
+
+    assert spawn(where).result() == (RUNTIME, RUNTIME, None)

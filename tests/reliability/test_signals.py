@@ -288,14 +288,19 @@ print(json.dumps({"main_got": None, "hogs_finished": sorted(finished)}), flush=T
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug, not fixed here: a Python signal handler runs in whichever green thread is "
-    "current, so an exception it raises (sys.exit() in a SIGTERM handler) ends that thread "
-    "silently instead of reaching the main thread, as CPython (handlers run in main) does"))
-def test_an_exception_from_a_sigterm_handler_reaches_main_while_hogs_compete() -> None:
+@pytest.mark.parametrize("patched", [
+    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
+        "by design without patch_all(signal=True): a Python signal handler runs in whichever "
+        "green thread is current, so an exception it raises (sys.exit() in a SIGTERM handler) "
+        "ends that thread instead of reaching the main thread, as CPython's handlers do"))),
+    True,
+], ids=["unpatched", "patch_all"])
+def test_an_exception_from_a_sigterm_handler_reaches_main_while_hogs_compete(patched: bool) -> None:
     """With OS threads: main gets SystemExit(3) in join, both hogs run to the end, exit
-    status 3. Found by this suite: one hog dies of the SystemExit, main never sees it."""
-    proc, _ = signal_when_ready(HANDLER_RAISES, signal.SIGTERM)
+    status 3. Found by this suite: one hog died of the SystemExit and main never saw it;
+    patch_all(signal=True) now routes a handler's exception to main."""
+    code = ("import greensched; greensched.patch_all()\n" if patched else "") + HANDLER_RAISES
+    proc, _ = signal_when_ready(code, signal.SIGTERM)
     out, err = proc.communicate()
     r = report(out)
     assert r == {"main_got": "SystemExit", "hogs_finished": [0, 1]}, (r, err[-2000:])

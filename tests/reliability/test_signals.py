@@ -267,7 +267,7 @@ import greensched
 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))  # a common pattern
 finished = []
 def hog(i):
-    end = time.monotonic() + 3
+    end = time.monotonic() + 1.5
     while time.monotonic() < end:
         pass
     finished.append(i)

@@ -407,6 +407,8 @@ class Netpoller:
                 ready.append(waiters.reader)
             if events & EVENT_WRITE and waiters.writer is not None:
                 ready.append(waiters.writer)
+            if not (waiters.read_watchers or waiters.write_watchers):
+                continue  # the usual case: exclusive waits only
             for event, watchers in ((EVENT_READ, waiters.read_watchers),
                                     (EVENT_WRITE, waiters.write_watchers)):
                 if watchers and events & event:

@@ -235,24 +235,41 @@ def test_a_reused_fd_number_is_registered_afresh_for_a_new_owner(calls: Counter[
 
 def test_an_owner_collected_unnoticed_with_its_file_alive_elsewhere_does_not_spin() -> None:
     """The kernel keeps reporting a closed fd whose description lives on (a dup): we
-    cannot unregister it by number any more, so the selector is rebuilt."""
+    cannot unregister it by number any more, so the selector is rebuilt, and the
+    waits on other fds go on across it."""
     a, b = socket.socketpair()
+    other_r, other_w = os.pipe()  # a wait that must survive the rebuild
+    gone_r, gone_w = os.pipe()  # a wait whose fd is closed without notify
     owner = Owner()
     fd = a.fileno()
     waiter = spawn(get_hub().wait_readable, fd, 5, owner)
     parked(waiter)
     b.send(b"x")
     assert waiter.result() is True
+    assert a.recv(10) == b"x"  # not readable: the registration stays kept, untouched
+    other = spawn(get_hub().wait_readable, other_r, 5, Owner())
+    gone = spawn(get_hub().wait_readable, gone_r, 5)
+    parked(other)
+    parked(gone)
     keep = os.dup(fd)  # the file lives on under another number
     a.close()  # a plain socket: closes fd without telling the hub
+    os.close(gone_r)  # behind our back too: the rebuild cannot register it again
     del owner, waiter
     gc.collect()
+    selector = netpoll()._selector
     b.send(b"y")  # the stale kernel entry is readable now, under the old number
     try:
-        netpoll().poll(0)
+        # The hub's next poll rebuilds the selector and wakes `gone` (its syscall would
+        # then say EBADF); `other` stays parked, registered in the new selector.
+        assert gone.result(timeout=5) is True
+        assert netpoll()._selector is not selector  # rebuilt
         start = time.monotonic()
         assert netpoll().poll(0.05) == []
         assert time.monotonic() - start >= 0.04  # no busy loop
+        assert list(netpoll()._fds) == [other_r]
+        os.write(other_w, b"z")
+        assert other.result(timeout=5) is True
+        greensched.notify_fd_closed(other_r)
         assert netpoll()._fds == {}
         r, w = os.pipe()  # the old number, now a pipe: waiting on it works
         try:
@@ -265,7 +282,8 @@ def test_an_owner_collected_unnoticed_with_its_file_alive_elsewhere_does_not_spi
             os.close(r)
             os.close(w)
     finally:
-        os.close(keep)
+        for f in (keep, other_r, other_w, gone_w):
+            os.close(f)
         b.close()
 
 

@@ -435,9 +435,10 @@ class Hub:
     def wait_readable(self, fd: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
         """Park until ``fd`` is readable (True) or ``timeout`` passes (False).
 
-        ``owner``: the (weakly referenceable) object holding ``fd`` that calls
-        `notify_fd_closed` before closing it, such as a green socket; the fd then
-        stays registered with the netpoller between its waits (see `_netpoll`).
+        ``owner``: the (weakly referenceable) object holding ``fd``, whose
+        ``fileno()`` is ``fd`` and which calls `notify_fd_closed` before closing
+        it, such as a green socket; the fd then stays registered with the
+        netpoller between its waits (see `_netpoll`).
         """
         return self._wait_fd(fd, EVENT_READ, timeout, owner)
 

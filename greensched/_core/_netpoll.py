@@ -41,12 +41,14 @@ backend (gevent) and Go's netpoller do. Two hazards come with it:
   `close_fd` before its fd is closed; a wait on behalf of another owner, or of
   none (a bare fd, ``select()``), registers the file afresh, and without an owner
   the fd is unregistered as soon as its last waiter leaves, as before. An owner is
-  held weakly: one collected without ``close()`` had its fd closed by its
-  finalizer, behind our back; an event for it means that the file lives on
+  held weakly, and has a ``fileno()``. One collected without ``close()`` had its
+  fd closed by its finalizer, and one closed from another OS thread told that
+  thread's hub, not ours: both behind our back. An event for such a registration
+  (its owner gone, or its ``fileno()`` changed) means that the file lives on
   elsewhere and that the kernel keeps reporting it under a number we can no longer
-  unregister, so `poll` rebuilds the selector from the fds still waited on. (The
-  green socket notifies from its ``__del__`` too, so that takes a socket collected
-  in another OS thread.)
+  unregister, so `poll` rebuilds the selector from the fds still waited on; so does
+  a new wait on that number. (The green socket notifies from its ``__del__`` too,
+  so only a collection in another OS thread gets that far.)
 * A forked child shares its parent's epoll set, kept registrations and all: the
   child's hub makes a fresh netpoller, and the inherited one is never touched
   from the child again (narrowing an fd there would unregister it in the parent).
@@ -100,9 +102,21 @@ class _FdWaiters:
         """Is the registration kept between waits (a live owner vouches for the fd)?"""
         return self.owner is not None and self.owner() is not None
 
-    def orphaned(self) -> bool:
-        """Was the owner collected without telling us (its finalizer closed the fd)?"""
-        return self.owner is not None and self.owner() is None
+    def closed_unnoticed(self, fd: int) -> bool:
+        """Was the file this registration was kept for closed without `close_fd`?
+
+        Its owner was collected (its finalizer closed the fd), or its ``fileno()``
+        is no longer ``fd`` (it was closed from another OS thread, whose hub was told).
+        """
+        if self.owner is None:
+            return False
+        owner = self.owner()
+        if owner is None:
+            return True
+        try:
+            return owner.fileno() != fd  # type: ignore[no-any-return]
+        except (OSError, ValueError, AttributeError):
+            return True  # closed, or no fileno() to tell: assume the worst
 
     def tokens(self) -> list[Any]:
         """Every token waiting here: the exclusive reader and writer, then the watchers."""
@@ -217,8 +231,8 @@ class Netpoller:
 
         A registration kept for ``owner`` is trusted as it is. One kept for another
         owner may belong to a closed file whose number was reused: it is dropped and
-        the fd registered afresh. One whose owner was collected unnoticed makes us
-        rebuild the selector (see the module docstring). With others waiting on the
+        the fd registered afresh; if that file was closed unnoticed, the selector is
+        rebuilt instead (see the module docstring). With others waiting on the
         fd now, the wait joins them (the file is theirs), and nobody vouches for
         the fd any more.
         """
@@ -226,7 +240,7 @@ class Netpoller:
         if waiters is not None and not waiters.vouched_by(owner):
             if waiters.mask():
                 waiters.owner = None
-            elif waiters.orphaned():
+            elif waiters.closed_unnoticed(fd):
                 self._orphans.extend(self._rebuild())
                 waiters = None
             else:
@@ -356,8 +370,8 @@ class Netpoller:
 
         For a file closed behind our back whose description lives on elsewhere: the
         kernel goes on reporting it under a number we can no longer unregister. Rare
-        (an owner collected without ``close()`` in another OS thread, or a file whose
-        owner does not call `close_fd`), so paying for every fd then is fine.
+        (a kept fd closed, or its owner collected, in another OS thread), so paying
+        for every fd then is fine.
         """
         old = self._selector
         self._selector = _OS_SELECTOR()
@@ -399,7 +413,7 @@ class Netpoller:
                 self._drain_wakeups()
                 continue
             if events & ~waiters.mask():
-                if waiters.orphaned():
+                if waiters.closed_unnoticed(key.fd):
                     ready.extend(self._rebuild())
                     continue  # its events, if any, come again from the new selector
                 self._narrow(key.fd, waiters)

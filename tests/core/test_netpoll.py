@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import threading
 import time
 from collections import Counter
 from typing import Any, Callable, Iterator
@@ -23,7 +24,13 @@ from greensched.net import socket as gsocket
 
 
 class Owner:
-    """Stands for a green socket: an object that vouches for an fd."""
+    """Stands for a green socket: an object that vouches for its fd."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
 
 
 def parked(thread: GreenThread) -> None:
@@ -97,7 +104,7 @@ def wait_then_send(fd: int, peer: socket.socket, owner: Any, writing: bool = Fal
 
 def test_an_owners_registration_is_kept_between_waits(pair: Any, calls: Counter[str]) -> None:
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     assert wait_then_send(a.fileno(), b, owner) is True
     assert calls == Counter(register=1)
     assert registered_events(a.fileno()) == EVENT_READ  # still registered...
@@ -118,7 +125,7 @@ def test_without_an_owner_the_fd_is_unregistered_when_its_waiter_leaves(pair: An
 
 def test_adding_the_other_event_widens_a_kept_registration(pair: Any, calls: Counter[str]) -> None:
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     assert wait_then_send(a.fileno(), b, owner) is True
     assert a.recv(10) == b"x"  # else its readiness, with no reader, would narrow it
     assert get_hub().wait_writable(a.fileno(), 5, owner) is True
@@ -128,7 +135,7 @@ def test_adding_the_other_event_widens_a_kept_registration(pair: Any, calls: Cou
 
 def test_notify_fd_closed_drops_a_kept_registration(pair: Any) -> None:
     a, b = pair
-    assert wait_then_send(a.fileno(), b, Owner()) is True
+    assert wait_then_send(a.fileno(), b, Owner(a.fileno())) is True
     greensched.notify_fd_closed(a.fileno())
     assert registered_events(a.fileno()) == 0
     assert a.fileno() not in netpoll()._fds
@@ -136,7 +143,7 @@ def test_notify_fd_closed_drops_a_kept_registration(pair: Any) -> None:
 
 def test_a_killed_waiter_leaves_the_registration_kept_and_nothing_waiting(pair: Any) -> None:
     a, _ = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     waiter = spawn(get_hub().wait_readable, a.fileno(), 30, owner)
     parked(waiter)
     assert netpoll().waiting == 1
@@ -149,7 +156,7 @@ def test_a_killed_waiter_leaves_the_registration_kept_and_nothing_waiting(pair: 
 
 def test_a_timed_out_wait_keeps_the_registration_and_the_next_one_works(pair: Any) -> None:
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     assert get_hub().wait_readable(a.fileno(), 0.02, owner) is False
     assert registered_events(a.fileno()) == EVENT_READ
     assert wait_then_send(a.fileno(), b, owner) is True
@@ -161,7 +168,7 @@ def test_a_timed_out_wait_keeps_the_registration_and_the_next_one_works(pair: An
 def test_an_event_with_no_waiter_unregisters_the_fd_once(pair: Any, calls: Counter[str]) -> None:
     """Level-triggered: a readable fd nobody waits on must not make every poll return."""
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     assert wait_then_send(a.fileno(), b, owner) is True  # a stays readable: b"x" unread
     assert netpoll().poll(0) == []
     assert registered_events(a.fileno()) == 0
@@ -175,7 +182,7 @@ def test_an_event_with_no_waiter_unregisters_the_fd_once(pair: Any, calls: Count
 
 def test_an_event_with_no_waiter_narrows_to_what_is_still_waited_for(pair: Any) -> None:
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     hub = get_hub()
     assert wait_then_send(a.fileno(), b, owner) is True  # READ kept; a readable now
     fill(a)  # so that a writer really waits
@@ -210,7 +217,7 @@ def drain(sock: socket.socket) -> None:
 def test_a_reused_fd_number_is_registered_afresh_for_a_new_owner(calls: Counter[str]) -> None:
     """Closed behind our back (no notify): the kept registration is not trusted."""
     r, w = os.pipe()
-    owner = Owner()
+    owner = Owner(r)
     waiter = spawn(get_hub().wait_readable, r, 5, owner)
     parked(waiter)
     os.write(w, b"x")
@@ -221,7 +228,7 @@ def test_a_reused_fd_number_is_registered_afresh_for_a_new_owner(calls: Counter[
     r2, w2 = os.pipe()
     try:
         assert r2 == r  # the number is reused
-        for new_owner in (Owner(), None):
+        for new_owner in (Owner(r2), None):
             waiter = spawn(get_hub().wait_readable, r2, 5, new_owner)
             parked(waiter)
             os.write(w2, b"y")
@@ -240,14 +247,14 @@ def test_an_owner_collected_unnoticed_with_its_file_alive_elsewhere_does_not_spi
     a, b = socket.socketpair()
     other_r, other_w = os.pipe()  # a wait that must survive the rebuild
     gone_r, gone_w = os.pipe()  # a wait whose fd is closed without notify
-    owner = Owner()
+    owner = Owner(a.fileno())
     fd = a.fileno()
     waiter = spawn(get_hub().wait_readable, fd, 5, owner)
     parked(waiter)
     b.send(b"x")
     assert waiter.result() is True
     assert a.recv(10) == b"x"  # not readable: the registration stays kept, untouched
-    other = spawn(get_hub().wait_readable, other_r, 5, Owner())
+    other = spawn(get_hub().wait_readable, other_r, 5, Owner(other_r))
     gone = spawn(get_hub().wait_readable, gone_r, 5)
     parked(other)
     parked(gone)
@@ -273,7 +280,7 @@ def test_an_owner_collected_unnoticed_with_its_file_alive_elsewhere_does_not_spi
         assert netpoll()._fds == {}
         r, w = os.pipe()  # the old number, now a pipe: waiting on it works
         try:
-            waiter = spawn(get_hub().wait_readable, r, 5, Owner())
+            waiter = spawn(get_hub().wait_readable, r, 5, Owner(r))
             parked(waiter)
             os.write(w, b"z")
             assert waiter.result() is True
@@ -284,6 +291,33 @@ def test_an_owner_collected_unnoticed_with_its_file_alive_elsewhere_does_not_spi
     finally:
         for f in (keep, other_r, other_w, gone_w):
             os.close(f)
+        b.close()
+
+
+def test_a_kept_fd_closed_from_another_os_thread_does_not_spin() -> None:
+    """Closed from another OS thread, a green socket tells that thread's hub, not ours;
+    with its file alive elsewhere (a dup), the kernel keeps reporting it to us."""
+    a, b = gsocket.socketpair()
+    fd = a.fileno()
+    reader = spawn(a.recv, 10)
+    parked(reader)
+    b.sendall(b"x")
+    assert reader.result() == b"x"
+    assert registered_events(fd) == EVENT_READ  # kept for `a`
+    keep = os.dup(fd)
+    closer = threading.Thread(target=a.close)
+    closer.start()
+    closer.join()
+    selector = netpoll()._selector
+    try:
+        b.sendall(b"y")  # the file behind `keep` is readable, still watched under `fd`
+        assert netpoll().poll(0) == []  # an event nobody waits for, on a closed file
+        assert netpoll()._selector is not selector  # rebuilt
+        start = time.monotonic()
+        assert netpoll().poll(0.05) == []
+        assert time.monotonic() - start >= 0.04  # no busy loop
+    finally:
+        os.close(keep)
         b.close()
 
 
@@ -326,7 +360,7 @@ def test_a_green_socket_collected_unclosed_drops_its_registration() -> None:
 
 def test_a_watcher_and_an_owners_waiter_share_one_fd(pair: Any) -> None:
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     fd = a.fileno()
     assert wait_then_send(fd, b, owner) is True  # kept for owner
     a.recv(10)
@@ -348,7 +382,7 @@ def test_a_watcher_and_an_owners_waiter_share_one_fd(pair: Any) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_a_fresh_netpoller_and_the_parent_keeps_its_own(pair: Any) -> None:
     a, b = pair
-    owner = Owner()
+    owner = Owner(a.fileno())
     fd = a.fileno()
     assert wait_then_send(fd, b, owner) is True
     a.recv(10)

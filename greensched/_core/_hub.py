@@ -607,6 +607,12 @@ class Hub:
                 sleeps = timeout != 0.0
                 if sleeps or netpoll.waiting:  # else skip the syscall
                     self._polling = True
+                    if sleeps and ready:
+                        # A signal handler ran since the check above and woke a thread
+                        # (Ctrl-C, a SIGTERM handler setting an event). It could not
+                        # write the wake-up pipe, as _polling was still False: sleeping
+                        # now would lose that wake-up. From here on, handlers do write it.
+                        timeout, sleeps = 0.0, False
                     began = monotonic() if sleeps else 0.0
                     try:
                         tokens = netpoll.poll(timeout)

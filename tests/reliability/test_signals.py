@@ -112,6 +112,23 @@ def test_ctrl_c_with_every_thread_parked_ends_the_program(main_wait: str) -> Non
     assert elapsed < 5.0
 
 
+def test_ctrl_c_as_the_hub_goes_to_sleep_is_never_lost() -> None:
+    """A signal whose handler wakes a thread while the hub is between "nothing is
+    ready" and "poll" must not be lost: the hub slept forever in epoll_wait, with
+    main READY (about 1 run in 5 hung, sent right after "ready"). 15 rounds."""
+    code = PARKED.format(daemon=True, main_wait=MAIN_WAITS["recv"], catch=False)
+    for _ in range(15):
+        proc = start("import json\n" + code, stdin=subprocess.DEVNULL)
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            os.kill(proc.pid, signal.SIGINT)
+            proc.wait(timeout=10)
+        finally:
+            stop(proc)
+        assert proc.returncode == -signal.SIGINT
+
+
 def test_ctrl_c_caught_in_main_lets_it_shut_the_workers_down() -> None:
     """Non-daemon workers: main catches KeyboardInterrupt, kills them, every finally
     runs, and the program exits 0 (no hang joining the parked workers)."""

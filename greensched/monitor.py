@@ -86,6 +86,8 @@ def stats() -> dict[str, Any]:
       buffered write, greensched's own code) and were retried at the next check.
     * ``deferred_requests``: requests that found the thread under `no_preempt`
       and were held until the section ended.
+    * ``timer_starts``: times the interval timer was started (it stops when a
+      tick finds the hub asleep, or a thread alone).
     """
     return _introspect.scheduler_stats(get_hub())
 

@@ -23,8 +23,9 @@ round trips a second instead of 120,000). Inheriting the slice keeps it fair: th
 pair together gets one slice per pass, as one thread would, and a pair that keeps
 handing off for a whole slice takes turns with everyone else again.
 
-The preemption timer is armed while threads run and others exist, and disarmed
-before the hub sleeps, so an idle program gets no ticks (see `_preempt`).
+The preemption timer is armed while threads run and others exist; the first tick
+that finds the hub asleep in its poll disarms it, so an idle program gets at most
+one tick (see `_preempt`).
 
 Everything here runs either in the hub greenlet or in a green thread's own call to
 `park`/`yield_now`/`unpark`; nothing here is preempted (`_preempt` never switches
@@ -602,8 +603,6 @@ class Hub:
                         continue
                     else:
                         timeout = None  # only a signal handler can wake us now
-                    if preemptor is not None and timeout != 0.0:
-                        preemptor.hub_about_to_sleep()
                 sleeps = timeout != 0.0
                 if sleeps or netpoll.waiting:  # else skip the syscall
                     self._polling = True

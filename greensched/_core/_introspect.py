@@ -288,6 +288,7 @@ def scheduler_stats(hub: "Hub") -> dict[str, Any]:
             stuck_preemptions=p.stuck_preemptions,
             retried_requests=p.retried,
             deferred_requests=p.deferred_requests,
+            timer_starts=p.timer_starts,
         )
     return out
 

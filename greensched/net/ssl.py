@@ -51,7 +51,7 @@ class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[mi
                     raise
                 wait = hub.wait_writable
             remaining = None if deadline is None else deadline - monotonic()
-            if remaining is not None and remaining <= 0 or not wait(self.fileno(), remaining):
+            if remaining is not None and remaining <= 0 or not wait(self.fileno(), remaining, self):
                 raise TimeoutError(f"The {what} operation timed out")
 
     def do_handshake(self, block: bool = False) -> None:

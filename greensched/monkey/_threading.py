@@ -67,7 +67,7 @@ from ._registry import patch_attr
 
 _HANDLES = sys.version_info >= (3, 13)  # thread handles instead of sentinel locks
 __implements__ = ["_allocate_lock", "get_ident", "Lock", "_CRLock", "local", "_active_limbo_lock",
-                  "Event", "_DummyThread", "_make_invoke_excepthook"]
+                  "Event", "_DummyThread", "excepthook"]
 if _HANDLES:
     __implements__ += ["_thread_local_info", "_start_joinable_thread", "_ThreadHandle",
                        "_make_thread_handle", "_thread_shutdown"]
@@ -131,20 +131,18 @@ def _run(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
 mark_root(_run)
 
 
-_original_make_invoke_excepthook = _stdlib_threading._make_invoke_excepthook  # type: ignore[attr-defined]
+_original_excepthook = _stdlib_threading.excepthook
 
 
-def _make_invoke_excepthook() -> Callable[[Any], None]:
-    """threading's, except that a `threading.Thread` ended by `GreenThread.kill` (its
-    run() raised `GreenThreadExit`) is not reported as a failure, as with `SystemExit`."""
-    invoke = _original_make_invoke_excepthook()
-
-    def invoke_excepthook(thread: Any) -> None:
-        if isinstance(sys.exc_info()[1], GreenThreadExit):
-            return
-        invoke(thread)
-
-    return invoke_excepthook
+def excepthook(args: Any, /) -> None:
+    """`threading.excepthook`, except that a thread ended by `GreenThread.kill` (its
+    run() raised `GreenThreadExit`) is not reported, as the stdlib's own hook does not
+    report `SystemExit`. A program that installs its own hook sees kills too, as it
+    sees `SystemExit`. (Replacing the hook, not the per-thread invoker threading makes
+    in every ``Thread.__init__``, costs nothing per thread.)"""
+    if args.exc_type is not None and issubclass(args.exc_type, GreenThreadExit):
+        return
+    _original_excepthook(args)
 
 
 def _set_sentinel() -> Any:
@@ -275,7 +273,7 @@ def patch() -> None:
         "_thread_shutdown": thread_shutdown,
     }
     in_threading["_DummyThread"] = _GreenDummyThread
-    in_threading["_make_invoke_excepthook"] = _make_invoke_excepthook
+    in_threading["excepthook"] = excepthook
     if hasattr(_stdlib_threading, "_thread_local_info"):  # 3.13: where its own remover lives
         in_threading["_thread_local_info"] = _green_local()
     if _HANDLES:

@@ -346,8 +346,7 @@ class Hub:
         thread = self.current_thread_for_park()
         if thread._held_exc is not None:
             self._raise_held(thread)
-        thread._state = READY
-        thread._ready_at = monotonic()
+        thread._state = READY  # `_resume` stamps `_ready_at` as the hub takes over
         self._yielded.append(thread)
         self._glet.switch()
 
@@ -557,21 +556,22 @@ class Hub:
                     ready.append(woken.popleft())
                 if preemptor is not None and ready:
                     preemptor.maybe_arm()
+                now = monotonic()  # then each resume returns the time it gave the CPU back
                 for _ in range(len(ready)):
                     if not ready:
                         break  # a fork in the child emptied it (see _after_fork_in_child)
                     thread = ready.popleft()
                     if thread._state is not READY:
                         continue  # killed before it ever ran
-                    self.resumed_at = now = monotonic()
-                    self._resume(thread, now)
+                    self.resumed_at = now
+                    now = self._resume(thread, now)
                     # A hand-off: the first thread it woke runs next, on the same slice,
                     # unless the waker yielded (it was preempted: take turns) or the slice
                     # is spent; the others it woke queue up in order.
                     while woken:
                         first = woken.popleft()
                         run_next = (thread._state is not READY
-                                    and (now := monotonic()) - self.resumed_at < self._handoff_slice())
+                                    and now - self.resumed_at < self._handoff_slice())
                         if not run_next:
                             ready.append(first)
                         while woken:
@@ -580,7 +580,7 @@ class Hub:
                             break
                         thread = first
                         if thread._state is READY:
-                            self._resume(thread, now)
+                            now = self._resume(thread, now)
                 # 2. Timers that are due.
                 if len(timers):
                     for callback, arg in timers.pop_due(monotonic()):
@@ -640,8 +640,13 @@ class Hub:
         """How many threads wait for their turn (not counting the running one)."""
         return len(self._ready) + len(self._yielded) + len(self._woken)
 
-    def _resume(self, thread: GreenThread, now: float) -> None:
-        """At time ``now``, switch into READY ``thread`` until it parks, yields or ends (only `_loop`)."""
+    def _resume(self, thread: GreenThread, now: float) -> float:
+        """At time ``now``, switch into READY ``thread`` until it parks, yields or ends (only `_loop`).
+
+        Returns the time it gave the CPU back, which the loop uses as the next
+        resume's ``now``: one clock read per switch. A thread that yielded (or was
+        preempted) is queued from that moment on, for the run-queue wait in `stats()`.
+        """
         thread._state = RUNNING
         self.current = thread
         switches = self.switches = self.switches + 1
@@ -662,6 +667,10 @@ class Hub:
                 thread._resume_exc = None
                 glet.throw(exc)
         self.current = None
+        back = monotonic()
+        if thread._state is READY:
+            thread._ready_at = back
+        return back
 
     def _handoff_slice(self) -> float:
         """How long hand-offs may chain on one slice: the preemption slice."""

@@ -457,7 +457,6 @@ class Hub(FdWaits):
         preemptor = self.preemptor
         self.current = None  # whoever switched here first is parked or yielding now
         while True:
-            netpoll = self._netpoll  # replaced in a forked child
             try:
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
                 while woken:  # woken before the loop began, or by a callback that raised
@@ -498,6 +497,7 @@ class Hub(FdWaits):
                     callback, arg = calls.popleft()
                     self._run_callback(callback, arg)
                 # 4. Poll: don't wait if work is ready; else until the next timer.
+                netpoll = self._netpoll  # read now: a fork in step 1 replaced it in the child
                 if ready or yielded:
                     timeout: Optional[float] = 0.0
                 else:

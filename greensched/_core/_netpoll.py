@@ -50,8 +50,8 @@ backend (gevent) and Go's netpoller do. Two hazards come with it:
   a new wait on that number. (The green socket notifies from its ``__del__`` too,
   so only a collection in another OS thread gets that far.)
 * A forked child shares its parent's epoll set, kept registrations and all: the
-  child's hub makes a fresh netpoller, and the inherited one is never touched
-  from the child again (narrowing an fd there would unregister it in the parent).
+  child's hub makes a fresh netpoller and never polls or changes the inherited one
+  again (narrowing an fd there would unregister it in the parent).
 """
 
 from __future__ import annotations
@@ -141,11 +141,8 @@ class Netpoller:
         self._waiting = 0  # how many of them have a waiter or watcher
         #: Tokens `_rebuild` could not re-register, for the next `poll` to return.
         self._orphans: list[Any] = []
-        #: Set in a forked child: the epoll set is the parent's (see `_after_fork_in_child`).
-        self._inherited = False
         # A hub dies with its OS thread, unreferenced: its pipe must not outlive it.
         self._closer = weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
-        _netpollers.add(self)
 
     @property
     def waiting(self) -> int:
@@ -166,10 +163,7 @@ class Netpoller:
         before it closes it (a green socket): the registration is then kept after
         this wait, for its next one (see the module docstring).
         """
-        if fd < 0:
-            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
-        if event != EVENT_READ and event != EVENT_WRITE:
-            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
+        _check(fd, event)
         waiters = self._record(fd, owner)
         old_mask = waiters.mask()
         if event == EVENT_READ:
@@ -204,10 +198,7 @@ class Netpoller:
         left registered for ``token`` when it raises. A watcher has no owner: the
         fd is registered afresh unless others wait on it now.
         """
-        if fd < 0:
-            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
-        if event != EVENT_READ and event != EVENT_WRITE:
-            raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
+        _check(fd, event)
         waiters = self._record(fd, None)
         if event == EVENT_READ:
             if waiters.read_watchers is None:
@@ -403,8 +394,6 @@ class Netpoller:
         watches several fds that are ready together. An event nobody waits for any
         more narrows the fd's registration to what is still waited for.
         """
-        if self._inherited:
-            return []  # never touch the parent's epoll set (the child has its own netpoller)
         ready, self._orphans = self._orphans, []
         seen: Optional[set[Any]] = None  # watcher tokens already returned
         for key, events in self._selector.select(0 if ready else timeout):
@@ -457,23 +446,11 @@ class Netpoller:
         self._closer()
 
 
-#: Every netpoller of this process, to be told when it finds itself in a forked child.
-_netpollers: "weakref.WeakSet[Netpoller]" = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child shares its parent's epoll set: kept registrations included.
-
-    The child's hub makes a fresh netpoller (registered after this handler, so it
-    runs later); the inherited one must never be polled or changed from the child:
-    narrowing an fd there would unregister it for the parent too. A poll of it (the
-    hub loop may still hold it for one pass) returns nothing.
-    """
-    for netpoller in list(_netpollers):
-        netpoller._inherited = True
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _check(fd: int, event: int) -> None:
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    if event != EVENT_READ and event != EVENT_WRITE:
+        raise ValueError(f"event must be EVENT_READ or EVENT_WRITE, not {event!r}")
 
 
 def _close_fds(*fds: int) -> None:

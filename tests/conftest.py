@@ -7,6 +7,7 @@ from typing import Iterator
 
 import pytest
 
+import greensched
 from greensched._core._hub import get_hub
 
 
@@ -60,3 +61,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def preemption_on() -> Iterator[None]:
+    """Default preemption settings (on, 10 ms) for the test, restored afterwards."""
+    before = greensched.get_preemption()
+    greensched.set_preemption(True, 10.0)
+    yield
+    greensched.set_preemption(*before)

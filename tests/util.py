@@ -10,6 +10,9 @@ import textwrap
 from pathlib import Path
 from typing import Optional
 
+import greensched
+from greensched import GreenThread
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -51,3 +54,12 @@ def drain(sock: socket.socket) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+def parked(thread: GreenThread) -> None:
+    """Let ``thread`` run until it parks: yield (no sleeping) until its state says so."""
+    for _ in range(100):
+        if thread.state == "PARKED":
+            return
+        greensched.sleep(0)
+    raise AssertionError(f"{thread} never parked (state {thread.state})")

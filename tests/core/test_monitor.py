@@ -20,14 +20,6 @@ from tests.util import run_python
 
 
 @pytest.fixture
-def preemption_on() -> Iterator[None]:
-    before = greensched.get_preemption()
-    greensched.set_preemption(True, 10.0)
-    yield
-    greensched.set_preemption(*before)
-
-
-@pytest.fixture
 def detector_stopped() -> Iterator[None]:
     yield
     stop_blocking_detector()

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import greensched
-from greensched import GreenThread, spawn
+from greensched import spawn
+from tests.util import parked
 from greensched._core._hub import get_hub
 from greensched._core._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from greensched.net import socket as gsocket
@@ -31,14 +32,6 @@ class Owner:
 
     def fileno(self) -> int:
         return self.fd
-
-
-def parked(thread: GreenThread) -> None:
-    for _ in range(100):
-        if thread.state == "PARKED":
-            return
-        greensched.sleep(0)
-    raise AssertionError(f"{thread} never parked (state {thread.state})")
 
 
 def netpoll() -> Netpoller:

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -17,15 +17,6 @@ import greensched
 from greensched import Event, spawn
 from greensched.net import socket as gsocket
 from tests.util import run_python
-
-
-@pytest.fixture
-def preemption_on() -> Iterator[None]:
-    """Default preemption settings for the test, restored afterwards."""
-    before = greensched.get_preemption()
-    greensched.set_preemption(True, 10.0)
-    yield
-    greensched.set_preemption(*before)
 
 
 def ticker(stop: Event, gaps: list[float], period: float = 0.005) -> None:

@@ -13,20 +13,11 @@ from typing import Any, Callable
 import pytest
 
 import greensched
-from tests.util import drain, fill
-from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn, wait_fds
+from tests.util import drain, fill, parked
+from greensched import Event, Timeout, TimeoutExpired, spawn, wait_fds
 from greensched._core._hub import get_hub
 
 
-
-
-def parked(thread: GreenThread) -> None:
-    """Let ``thread`` run until it parks (no sleeps: we yield until it is PARKED)."""
-    for _ in range(100):
-        if thread.state == "PARKED":
-            return
-        greensched.sleep(0)
-    raise AssertionError(f"{thread} never parked (state {thread.state})")
 
 
 def registered_events(fd: int) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import greensched
-from tests.util import drain, fill
+from tests.util import drain, fill, parked
 from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn
 from greensched._core._hub import get_hub
 from greensched.net import select as green
@@ -31,15 +31,6 @@ from greensched.net import select as green
 def waiting() -> int:
     """fds the netpoller watches for someone right now."""
     return get_hub()._netpoll.waiting
-
-
-def parked(thread: GreenThread) -> None:
-    """Let ``thread`` run until it parks: yield (no sleeping) until its state says so."""
-    for _ in range(100):
-        if thread.state == "PARKED":
-            return
-        greensched.sleep(0)
-    raise AssertionError(f"{thread} never parked (state {thread.state})")
 
 
 @pytest.fixture

@@ -239,13 +239,17 @@ class Hub(FdWaits):
             )
         return thread
 
-    def park(self, reason: str, timeout: Optional[float] = None) -> Any:
+    def park(self, reason: str, timeout: Optional[float] = None,
+             thread: Optional[GreenThread] = None) -> Any:
         """Suspend the current thread until `unpark` (returns its value) or timeout.
 
         Returns `TIMED_OUT` when ``timeout`` seconds pass first; ``timeout <= 0``
         returns it at once. Exceptions thrown in with `throw` are raised here.
+        ``thread`` is what `current_thread_for_park` returned to a caller that
+        needed it first (a `WaitQueue`): the check is not made twice.
         """
-        thread = self.current_thread_for_park()
+        if thread is None:
+            thread = self.current_thread_for_park()
         if thread._held_exc is not None:
             self._raise_held(thread)
         # The park number is consumed even by a park that returns at once: a wait

@@ -91,7 +91,7 @@ class WaitQueue:
         entry = [thread, thread._park_seq + 1, _WAITING]
         self._entries.append(entry)
         try:
-            value = hub.park(self._reason, timeout)
+            value = hub.park(self._reason, timeout, thread)
         except BaseException:
             handed = hub.take_dropped_value(thread)
             if handed is TIMED_OUT:

@@ -346,8 +346,14 @@ class Hub(FdWaits):
 
         "The tail" is behind every thread that is ready now, including those whose
         timer or fd is due: a preempted CPU hog does not jump ahead of a sleeper.
+
+        Called only on this OS thread's own hub (`get_hub()`, or the preemption
+        handler, which runs in the main OS thread): unlike `park`, which wait queues
+        reach through the hub they were made in, it needs no check of the OS thread.
         """
-        thread = self.current_thread_for_park()
+        thread = self.current
+        if thread is None:
+            thread = self.current_thread_for_park()  # raises: the hub cannot yield
         if thread._held_exc is not None:
             self._raise_held(thread)
         thread._state = READY  # `_resume` stamps `_ready_at` as the hub takes over

@@ -19,10 +19,11 @@ def sleep(secs: Any, /) -> None:
     Same argument rules and errors as `time.sleep`: an int or float, not negative,
     not NaN. ``sleep(0)`` lets the other ready green threads run once.
     """
-    if not isinstance(secs, float):
-        secs = operator.index(secs)  # the stdlib's TypeError for str, None...
-    elif math.isnan(secs):
-        raise ValueError("Invalid value NaN (not a number)")
+    if type(secs) is not int:  # an int needs no check, and sleep(0) is hot: no call for it
+        if not isinstance(secs, float):
+            secs = operator.index(secs)  # the stdlib's TypeError for str, None...
+        elif math.isnan(secs):
+            raise ValueError("Invalid value NaN (not a number)")
     _green_sleep(secs)
 
 

@@ -65,7 +65,9 @@ def test_patched_time_sleep_parks_and_keeps_the_stdlib_errors() -> None:
         for t in threads:
             t.join()
         print(round(time.monotonic() - start, 2))
-        for bad in ("1", None, -1, float("nan")):
+        class Seconds(float):  # a float subclass takes the float checks
+            pass
+        for bad in ("1", None, -1, float("nan"), Seconds("nan"), -0.5):
             try:
                 time.sleep(bad)
             except (TypeError, ValueError) as exc:
@@ -80,6 +82,8 @@ def test_patched_time_sleep_parks_and_keeps_the_stdlib_errors() -> None:
         "TypeError 'NoneType' object cannot be interpreted as an integer",
         "ValueError sleep length must be non-negative",
         "ValueError Invalid value NaN (not a number)",
+        "ValueError Invalid value NaN (not a number)",
+        "ValueError sleep length must be non-negative",
     ]
 
 

@@ -62,6 +62,7 @@ from typing import Any, Callable, Optional
 
 from .._core import _hub as _hub_module
 from .._core._hub import get_hub
+from .._core._netpoll import EVENT_READ as _EVENT_READ, EVENT_WRITE as _EVENT_WRITE
 from . import dns as _dns
 from .dns import getaddrinfo, getfqdn, gethostbyaddr, gethostbyname, gethostbyname_ex, getnameinfo
 
@@ -131,17 +132,6 @@ def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[fl
 _parsed_timeouts: dict[tuple[Any, type, Any], Optional[float]] = {}
 
 
-def _dontwait(flags_at: int, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]]) -> bool:
-    """Whether the call's flags (already accepted by the C code) include MSG_DONTWAIT."""
-    if flags_at < 0:
-        return False
-    if kwargs and "flags" in kwargs:
-        flags = kwargs["flags"]
-    else:
-        flags = args[flags_at] if len(args) > flags_at else 0
-    return bool(flags & _MSG_DONTWAIT)
-
-
 def _listed(args: tuple[Any, ...], index: int) -> tuple[Any, ...]:
     """``args`` with an iterator at ``index`` turned into a list, so that a retried
     call sees the same items (a generator would be used up by the first attempt).
@@ -155,6 +145,12 @@ def _listed(args: tuple[Any, ...], index: int) -> tuple[Any, ...]:
     if iterator is not args[index]:
         return args  # iterable again: a sequence, a view...
     return args[:index] + (list(iterator),) + args[index + 1:]
+
+
+def _nbytes(data: Any) -> int:
+    """The size in bytes of a buffer (``len`` counts items, or rows)."""
+    with memoryview(data) as view:
+        return view.nbytes
 
 
 def _notify_closed(fd: int) -> None:
@@ -225,12 +221,9 @@ class socket(_stdlib_socket.socket):
         fd = _ss_fileno(self)
         if fd < 0:
             return True  # closed meanwhile: the retry raises the stdlib's EBADF
-        hub = get_hub()
         # As the owner, this socket keeps the fd registered between waits: it calls
         # notify_fd_closed before every close (`_real_close`, `detach`, `__del__`).
-        if writing:
-            return hub.wait_writable(fd, timeout, self)
-        return hub.wait_readable(fd, timeout, self)
+        return get_hub().wait_fd(fd, _EVENT_WRITE if writing else _EVENT_READ, timeout, self)
 
     # Each method makes its first attempt inline (the fast path costs one Python call
     # over the C method); only a BlockingIOError goes on to `_retry`.
@@ -239,10 +232,19 @@ class socket(_stdlib_socket.socket):
         """After a first BlockingIOError: does the stdlib raise it rather than wait?
 
         It does in non-blocking mode, and on a blocking socket when the call's flags
-        (at position ``flags_at``, -1 for none) include MSG_DONTWAIT.
+        (at position ``flags_at``, -1 for none; already accepted by the C code)
+        include MSG_DONTWAIT.
         """
         timeout = self._timeout
-        return timeout == 0.0 or (timeout is None and _dontwait(flags_at, args, kwargs))
+        if timeout is not None or flags_at < 0:
+            return timeout == 0.0
+        if kwargs and "flags" in kwargs:
+            flags = kwargs["flags"]
+        elif flags_at < len(args):
+            flags = args[flags_at]
+        else:
+            return False  # no flags: the usual blocking call waits
+        return bool(flags & _MSG_DONTWAIT)
 
     def _retry(self, method: Callable[..., Any], writing: bool, args: tuple[Any, ...],
                kwargs: Optional[dict[str, Any]] = None) -> Any:
@@ -374,16 +376,18 @@ class socket(_stdlib_socket.socket):
             if self._raise_now(1, args):
                 raise
             sent = 0
-        with memoryview(args[0]) as view:
-            if sent < view.nbytes:  # else it all went at once, the usual case: done
-                self._send_rest(view, sent, args)
+        data = args[0]
+        # Sizes in bytes; bytes (the usual case) tells its own without a memoryview.
+        if sent < (len(data) if type(data) is bytes else _nbytes(data)):
+            self._send_rest(sent, args)  # else it all went at once, the usual case: done
 
-    def _send_rest(self, view: memoryview, sent: int, args: tuple[Any, ...]) -> None:
-        """The rest of a `sendall` whose first ``sent`` bytes of ``view`` went out."""
+    def _send_rest(self, sent: int, args: tuple[Any, ...]) -> None:
+        """The rest of a `sendall` whose first ``sent`` bytes of ``args[0]`` went out."""
         timeout = self._timeout
         flags = args[1] if len(args) > 1 else 0
         nowait = self._raise_now(1, args)
-        with view.cast("B") if view.format != "B" or view.ndim != 1 else view as data:
+        with memoryview(args[0]) as view, \
+                view.cast("B") if view.format != "B" or view.ndim != 1 else view as data:
             total = data.nbytes
             deadline = None if timeout is None else _monotonic() + timeout
             while sent < total:

@@ -35,7 +35,8 @@ class FdWaits:
 
     if TYPE_CHECKING:
         def current_thread_for_park(self) -> GreenThread: ...
-        def park(self, reason: str, timeout: Optional[float] = None) -> Any: ...
+        def park(self, reason: str, timeout: Optional[float] = None,
+                 thread: Optional[GreenThread] = None) -> Any: ...
         def unpark(self, thread: GreenThread, seq: int, value: Any = True) -> bool: ...
 
     def wait_readable(self, fd: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
@@ -62,7 +63,7 @@ class FdWaits:
         self._netpoll.add_waiter(fd, event, token, owner)  # checks fd and event
         try:
             reason = _fd_reasons[event].get(fd) or _fd_reason(fd, event)
-            value = self.park(reason, timeout)
+            value = self.park(reason, timeout, thread)  # checked above: not again
         finally:
             self._netpoll.remove_waiter(fd, event, token)
         if isinstance(value, BaseException):
@@ -113,7 +114,7 @@ class FdWaits:
                         always_ready = True  # poll(2): a file with no poll support is always ready
             if always_ready:
                 return True
-            value = self.park(_wait_fds_reason(rfds, wfds), timeout)
+            value = self.park(_wait_fds_reason(rfds, wfds), timeout, thread)
         finally:
             for fd, event in watched:
                 netpoll.remove_watcher(fd, event, token)

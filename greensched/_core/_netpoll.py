@@ -73,7 +73,7 @@ EVENT_WRITE = selectors.EVENT_WRITE
 
 
 class _FdWaiters:
-    __slots__ = ("reader", "writer", "read_watchers", "write_watchers", "registered", "owner")
+    __slots__ = ("reader", "writer", "read_watchers", "write_watchers", "waits", "registered", "owner")
 
     def __init__(self, owner: Any) -> None:
         self.reader: Any = None
@@ -82,6 +82,10 @@ class _FdWaiters:
         #: None until the first watcher comes, so exclusive waits allocate nothing more.
         self.read_watchers: Optional[dict[Any, None]] = None
         self.write_watchers: Optional[dict[Any, None]] = None
+        #: How many of the above wait (a watcher of both events counts twice): nonzero
+        #: exactly when `mask()` is. Kept so that a wait need not compute the mask to
+        #: tell whether it is the fd's first or last.
+        self.waits = 0
         #: The events the selector watches for this fd (0: not registered); a superset
         #: of `mask()` while a vouched registration waits to be narrowed by `poll`.
         self.registered = 0
@@ -165,7 +169,6 @@ class Netpoller:
         """
         _check(fd, event)
         waiters = self._record(fd, owner)
-        old_mask = waiters.mask()
         if event == EVENT_READ:
             if waiters.reader is not None:
                 raise RuntimeError(
@@ -184,7 +187,8 @@ class Netpoller:
         if not waiters.registered & event:
             self._widen(fd, waiters, event, lambda: setattr(
                 waiters, "reader" if event == EVENT_READ else "writer", None))
-        if not old_mask:
+        waiters.waits += 1
+        if waiters.waits == 1:
             self._waiting += 1
 
     def add_watcher(self, fd: int, event: int, token: Any) -> None:
@@ -210,11 +214,11 @@ class Netpoller:
             watchers = waiters.write_watchers
         if token in watchers:
             return
-        old_mask = waiters.mask()
         watchers[token] = None
         if not waiters.registered & event:
             self._widen(fd, waiters, event, lambda: watchers.pop(token, None))
-        if not old_mask:
+        waiters.waits += 1
+        if waiters.waits == 1:
             self._waiting += 1
 
     def _record(self, fd: int, owner: Any) -> _FdWaiters:
@@ -289,14 +293,13 @@ class Netpoller:
         waiters = self._fds.get(fd)
         if waiters is None:
             return
-        old_mask = waiters.mask()
         if event == EVENT_READ and waiters.reader is token:
             waiters.reader = None
         elif event == EVENT_WRITE and waiters.writer is token:
             waiters.writer = None
         else:
             return
-        self._left(fd, waiters, old_mask)
+        self._left(fd, waiters)
 
     def remove_watcher(self, fd: int, event: int, token: Any) -> None:
         """Stop watching ``fd`` for ``token``; a no-op when it is not watching."""
@@ -306,20 +309,17 @@ class Netpoller:
         watchers = waiters.read_watchers if event == EVENT_READ else waiters.write_watchers
         if not watchers or token not in watchers:
             return
-        old_mask = waiters.mask()
         del watchers[token]
-        self._left(fd, waiters, old_mask)
+        self._left(fd, waiters)
 
-    def _left(self, fd: int, waiters: _FdWaiters, old_mask: int) -> None:
+    def _left(self, fd: int, waiters: _FdWaiters) -> None:
         """After a waiter or watcher left: keep the registration for a live owner (`poll`
         narrows it lazily), else narrow it now, unregistering the fd if nobody waits."""
-        mask = waiters.mask()
-        if mask == old_mask:
-            return  # someone else still waits for the same events
-        if not mask:
+        waiters.waits -= 1
+        if not waiters.waits:
             self._waiting -= 1
         if not waiters.kept():
-            self._narrow(fd, waiters)
+            self._narrow(fd, waiters)  # a no-op if others still wait for the same events
 
     def _narrow(self, fd: int, waiters: _FdWaiters) -> None:
         """Make the selector watch exactly what is waited for on ``fd``; forget an fd
@@ -338,7 +338,7 @@ class Netpoller:
         """Drop ``fd``'s record and its registration (its waiters are the caller's business)."""
         if self._fds.get(fd) is waiters:
             del self._fds[fd]
-        if waiters.mask():
+        if waiters.waits:
             self._waiting -= 1
         if waiters.registered:
             waiters.registered = 0

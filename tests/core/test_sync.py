@@ -489,6 +489,22 @@ def test_event_set_then_clear_still_wakes_waiters_with_true() -> None:
     assert not ev.is_set()
 
 
+def test_event_waiter_killed_after_set_loses_nothing() -> None:
+    """set() lets its emptied wait queue go; a woken waiter killed before it ran, and
+    waiters of a later clear(), still come out right."""
+    ev = Event()
+    victim, survivor = spawn_parked(ev.wait), spawn_parked(ev.wait)
+    ev.set()
+    victim.kill()  # woken with True, killed before it ran
+    assert survivor.result() is True
+    with pytest.raises(RuntimeError, match="killed"):
+        victim.result()
+    ev.clear()
+    again = spawn_parked(ev.wait, 5)
+    ev.set()
+    assert again.result() is True
+
+
 def test_deadlock_while_reacquiring_after_condition_wait_is_raised_not_retried() -> None:
     """Main re-taking a Condition's lock that a parked thread holds forever: DeadlockError once."""
     cond = Condition(Lock())

@@ -186,13 +186,16 @@ def body(tag):
 _thread.start_new_thread(body, ("started",))
 print(done.wait(30), seen == [("started", threading.get_native_id())],
       greensched.original("_thread", "start_new_thread") is not _thread.start_new_thread)
+keywords = threading.Event()
+_thread.start_new_thread(lambda tag: (seen.append(tag), keywords.set()), (), {"tag": "kw"})
+print(keywords.wait(30), seen[-1])
 per_thread = _thread._local()            # one value per green thread, not per OS thread
 per_thread.value = "main"
 other = greensched.spawn(lambda: getattr(per_thread, "value", "unset"))
 print(other.result(), per_thread.value)
 """
     )
-    assert out == ["_thread greensched.sync True", "True True True", "unset main"], out
+    assert out == ["_thread greensched.sync True", "True True True", "True kw", "unset main"], out
 
 
 def test_threading_threads_are_preempted() -> None:

@@ -98,14 +98,6 @@ class _FdWaiters:
             EVENT_WRITE if self.writer is not None or self.write_watchers else 0
         )
 
-    def vouched_by(self, owner: Any) -> bool:
-        """Is ``owner`` (not None) the live object this fd was registered for?"""
-        return owner is not None and self.owner is not None and self.owner() is owner
-
-    def kept(self) -> bool:
-        """Is the registration kept between waits (a live owner vouches for the fd)?"""
-        return self.owner is not None and self.owner() is not None
-
     def closed_unnoticed(self, fd: int) -> bool:
         """Was the file this registration was kept for closed without `close_fd`?
 
@@ -232,7 +224,8 @@ class Netpoller:
         the fd any more.
         """
         waiters = self._fds.get(fd)
-        if waiters is not None and not waiters.vouched_by(owner):
+        # Unless kept for ``owner``, alive (spelt out, not a method: every wait comes here).
+        if waiters is not None and (owner is None or waiters.owner is None or waiters.owner() is not owner):
             if waiters.mask():
                 waiters.owner = None
             elif waiters.closed_unnoticed(fd):
@@ -318,7 +311,8 @@ class Netpoller:
         waiters.waits -= 1
         if not waiters.waits:
             self._waiting -= 1
-        if not waiters.kept():
+        owner = waiters.owner
+        if owner is None or owner() is None:  # no live owner vouches for the fd: not kept
             self._narrow(fd, waiters)  # a no-op if others still wait for the same events
 
     def _narrow(self, fd: int, waiters: _FdWaiters) -> None:

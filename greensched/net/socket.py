@@ -257,7 +257,8 @@ class socket(_stdlib_socket.socket):
             if not self._wait(writing, remaining):
                 raise _timed_out()
             try:
-                return method(self, *args, **(kwargs or {}))
+                # Without kwargs, no ``**{}``: that would build a dict per attempt.
+                return method(self, *args, **kwargs) if kwargs else method(self, *args)
             except BlockingIOError:
                 pass  # a spurious wake-up: wait again, within the same deadline
 

@@ -395,15 +395,19 @@ class Netpoller:
             if waiters is None:
                 self._drain_wakeups()
                 continue
-            if events & ~waiters.mask():
+            reader, writer = waiters.reader, waiters.writer
+            # Does nobody wait for one of the events? Not when the exclusive waiters
+            # claim them all (the usual case); else the mask, watchers included, tells.
+            unclaimed = (events & EVENT_READ and reader is None) or (events & EVENT_WRITE and writer is None)
+            if unclaimed and events & ~waiters.mask():
                 if waiters.closed_unnoticed(key.fd):
                     ready.extend(self._rebuild())
                     continue  # its events, if any, come again from the new selector
                 self._narrow(key.fd, waiters)
-            if events & EVENT_READ and waiters.reader is not None:
-                ready.append(waiters.reader)
-            if events & EVENT_WRITE and waiters.writer is not None:
-                ready.append(waiters.writer)
+            if events & EVENT_READ and reader is not None:
+                ready.append(reader)
+            if events & EVENT_WRITE and writer is not None:
+                ready.append(writer)
             if not (waiters.read_watchers or waiters.write_watchers):
                 continue  # the usual case: exclusive waits only
             for event, watchers in ((EVENT_READ, waiters.read_watchers),

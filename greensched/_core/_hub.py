@@ -245,8 +245,7 @@ class Hub(FdWaits):
 
         Returns `TIMED_OUT` when ``timeout`` seconds pass first; ``timeout <= 0``
         returns it at once. Exceptions thrown in with `throw` are raised here.
-        ``thread`` is what `current_thread_for_park` returned to a caller that
-        needed it first (a `WaitQueue`): the check is not made twice.
+        ``thread``: what `current_thread_for_park` gave a caller that checked first.
         """
         if thread is None:
             thread = self.current_thread_for_park()
@@ -292,12 +291,16 @@ class Hub(FdWaits):
     def _park_timed_out(self, arg: tuple[GreenThread, int]) -> None:
         self.unpark(arg[0], arg[1], TIMED_OUT)
 
-    def unpark(self, thread: GreenThread, seq: int, value: Any = True) -> bool:
-        """Make ``thread`` ready if it is still in park number ``seq``; hand it ``value``."""
+    def unpark(self, thread: GreenThread, seq: int, value: Any = True,
+               now: Optional[float] = None) -> bool:
+        """Make ``thread`` ready if it is still in park number ``seq``; hand it ``value``.
+
+        ``now``: the time, if the caller just read it (the loop, for a poll's batch).
+        """
         if thread._state is not PARKED or thread._park_seq != seq:
             return False
         thread._state = READY
-        thread._ready_at = monotonic()
+        thread._ready_at = monotonic() if now is None else now
         thread._resume_value = value
         if self._polling:
             self._ready.append(thread)
@@ -347,9 +350,8 @@ class Hub(FdWaits):
         "The tail" is behind every thread that is ready now, including those whose
         timer or fd is due: a preempted CPU hog does not jump ahead of a sleeper.
 
-        Called only on this OS thread's own hub (`get_hub()`, or the preemption
-        handler, which runs in the main OS thread): unlike `park`, which wait queues
-        reach through the hub they were made in, it needs no check of the OS thread.
+        Only ever called on this OS thread's own hub (through `get_hub()`, or by
+        the preemption handler): unlike `park`, it needs no OS-thread check.
         """
         thread = self.current
         if thread is None:
@@ -538,8 +540,10 @@ class Hub(FdWaits):
                         if sleeps:
                             self.polls += 1
                             self.poll_seconds += monotonic() - began
-                    for thread, seq in tokens:
-                        self.unpark(thread, seq, True)
+                    if tokens:
+                        woke_at = monotonic()  # one clock read for all the poll woke
+                        for thread, seq in tokens:
+                            self.unpark(thread, seq, True, woke_at)
                 # 5. Those who yielded this pass go behind everything woken above.
                 if yielded:
                     ready.extend(yielded)

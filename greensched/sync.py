@@ -48,8 +48,9 @@ def _lock_timeout(blocking: bool, timeout: float) -> Optional[float]:
     """Check `threading.Lock.acquire` arguments; return the park timeout (None: forever).
 
     The acquires call it only for arguments other than the defaults ``(True, -1)``,
-    which need no checking: a plain ``with lock:`` is the common case and the call
-    was a tenth of an uncontended acquire.
+    which need no checking: a plain ``with lock:`` is the common case, and the call
+    cost about 360 instructions of each (cachegrind; a spawned `threading.Thread`
+    makes seven such acquires).
     """
     if not blocking:
         if timeout != -1:

@@ -22,7 +22,16 @@ def main(argv: list[str]) -> int:
     """Run one (runtime, workload) pair; returns the exit status."""
     args = [a for a in argv if not a.startswith("--")]
     quick = "--quick" in argv
-    overrides = [json.loads(a.split("=", 1)[1]) for a in argv if a.startswith("--params=")]
+    try:
+        overrides = [json.loads(a.split("=", 1)[1]) for a in argv if a.startswith("--params=")]
+    except json.JSONDecodeError as exc:
+        print(f"worker: --params is not JSON ({exc}); e.g. --params='{{\"threads\": 10}}'",
+              file=sys.stderr)
+        return 2
+    if not all(isinstance(o, dict) for o in overrides):
+        print("worker: --params takes a JSON object, e.g. --params='{\"threads\": 10}'",
+              file=sys.stderr)
+        return 2
     if len(args) != 2:
         print("usage: worker.py RUNTIME WORKLOAD [--quick] [--params=JSON]", file=sys.stderr)
         return 2

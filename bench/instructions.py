@@ -96,8 +96,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", default=",".join(SIZES),
                         help=f"comma-separated workloads (default: all): {', '.join(SIZES)}")
     args = parser.parse_args(argv)
-    if shutil.which("valgrind") is None:
-        parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
     chosen = [r for r in args.runtimes.split(",") if r]
     workloads = [w for w in args.only.split(",") if w]
     for name in chosen:
@@ -106,6 +104,8 @@ def main(argv: list[str]) -> int:
     for name in workloads:
         if name not in SIZES:
             parser.error(f"unknown workload {name!r}; known: {', '.join(SIZES)}")
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
     print("| workload | unit | " + " | ".join(chosen) + " |")
     print("|---|---|" + "---|" * len(chosen))
     baseline = "gevent" if "gevent" in chosen else chosen[0]

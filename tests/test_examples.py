@@ -165,6 +165,12 @@ def test_send_to_server_freezes_without_preemption(send_to_server_frozen_run: Su
     # the whole stall (~2.4 s; at least one blocking sleep of 1 s).
     assert number(s, "max_gap_ms") >= number(s, "block_chunk_ms"), out
     assert number(s, "stall_lateness_ms") >= number(s, "block_chunk_ms"), out
+    # A sleep that fell due before the troublemakers started but was served after the
+    # freeze counts as the freeze's lateness, not the warm-up's (it once made the
+    # warm-up's worst lateness the whole freeze).
+    assert number(s, "warmup_lateness_ms") < 0.75 * number(s, "block_chunk_ms"), out
+    # Started second, the hog never got the CPU, and the summary says why.
+    assert int(s["hog_iterations"]) == 0 and "it never ran" in s["_stdout"], out
     # Only answers already on their way when the troublemakers started (a handful).
     assert int(s["stall_requests"]) < 0.25 * int(s["requests"]), out
     assert int(s["threads_left"]) == 0, out

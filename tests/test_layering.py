@@ -1,6 +1,6 @@
 """The architecture, checked: imports point one way, and only named modules touch greenlet/signal.
 
-DESIGN.md section 7: ``_core`` is self-contained; only ``_core/_thread.py`` and
+docs/design.md §9: ``_core`` is self-contained; only ``_core/_thread.py`` and
 ``_core/_hub.py`` import greenlet; only ``_core/_preempt.py`` imports signal (and
 ``monkey/_signal.py``, the patch of the signal module itself); public
 modules import the core, never the reverse. Read from each module's source with

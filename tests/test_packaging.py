@@ -70,7 +70,7 @@ def test_build_makes_an_sdist_and_a_wheel_with_the_licence_and_py_typed(dist: Pa
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
     for needed in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "greensched/py.typed",
-                   "examples/send_to_server.py", "tests/test_main.py", "docs/stdlib-tests.md"):
+                   "examples/send_to_server.py", "tests/test_main.py", "docs/design.md"):
         assert needed in members, needed
 
 

@@ -1,6 +1,6 @@
 """Safety under preemption: a 1 ms slice for a few seconds, and zero errors.
 
-Each test hammers one hazard from DESIGN.md section 6 with several green threads
+Each test hammers one hazard from docs/design.md §11 with several green threads
 while the timer asks for a switch every millisecond, then checks that nothing went
 wrong and nothing was lost, and that preemption really happened meanwhile.
 """

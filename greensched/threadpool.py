@@ -15,6 +15,15 @@ after `patch_all()` has made ``_thread`` green.
 A green thread killed (or hit by a `Timeout`) while it waits gets its exception at
 once; the OS thread cannot be interrupted, so ``fn`` runs to its end and its
 result is dropped.
+
+A forked child has none of the pool's OS threads (only the forking thread is
+copied), but it had the pool's counters, which said idle workers were waiting: its
+first ``to_thread`` (a DNS lookup by name) then queued a job nobody would ever take,
+and hung. The child starts a pool of its own instead. The pool's threads are also why
+``os.fork()`` warns on 3.12+ that the process "is multi-threaded" once a
+``to_thread`` call (or a DNS lookup) has run: the warning is about locks another
+thread held at the fork; a worker holds one only for a few instructions around a job,
+and the child never touches the parent's pool, its queue or its lock.
 """
 
 from __future__ import annotations
@@ -72,6 +81,16 @@ class ThreadPool:
 
 _pool: Optional[ThreadPool] = None
 _pool_lock = _allocate_lock()
+
+
+def _new_pool_in_child() -> None:
+    """After a fork: the parent's pool threads are not here; start afresh (see the docstring)."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = _allocate_lock()
+
+
+os.register_at_fork(after_in_child=_new_pool_in_child)
 
 
 def _get_pool() -> ThreadPool:

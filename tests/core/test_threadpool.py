@@ -11,6 +11,8 @@ import greensched
 from greensched import Event, spawn
 from greensched.threadpool import ThreadPool, to_thread
 
+from ..util import run_python
+
 
 def test_to_thread_returns_the_value_and_runs_on_another_os_thread() -> None:
     me = threading.get_ident()
@@ -80,3 +82,28 @@ def test_bad_input() -> None:
         to_thread(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least 1"):
         ThreadPool(0)
+
+
+def test_to_thread_works_in_a_forked_child_of_a_process_that_used_it() -> None:
+    """The child has none of the parent's pool threads: it must not wait for them (it hung)."""
+    proc = run_python(
+        """
+        import os, threading, greensched
+        from greensched import to_thread
+        parent_ident = to_thread(threading.get_ident)   # the pool has an idle worker now
+        greensched.sleep(0.05)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with greensched.Timeout(10):
+                    if to_thread(lambda: 6 * 7) == 42:
+                        code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), to_thread(lambda: "parent still works"))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split(None, 1) == ["0", "parent still works\n"], proc.stdout + proc.stderr

@@ -10,15 +10,19 @@ line per driver: ``{"driver", "threads", "elapsed", "max_gap", "errors", "result
 
 Drivers: psycopg, psycopg2, pg8000, pymysql, redis, sqlalchemy+psycopg,
 sqlalchemy+psycopg2 (an engine whose QueuePool holds all THREADS), and the pools,
-whose checkout must park: psycopg_pool (and sqlalchemy-pool+psycopg2), a pool of 5
-connections shared by all THREADS.
+whose checkout must park: psycopg_pool, sqlalchemy-pool+psycopg and
+sqlalchemy-pool+psycopg2, a pool of 5 connections shared by all THREADS.
+``GREENSCHED_TEST_DRIVERS=0`` runs ``patch_all(drivers=False)``.
 """
 
 from __future__ import annotations
 
+import os
+
 import greensched
 
-greensched.patch_all()
+# GREENSCHED_TEST_DRIVERS=0: patch_all(drivers=False), to show what the driver hooks change.
+greensched.patch_all(drivers=os.environ.get("GREENSCHED_TEST_DRIVERS", "1") != "0")
 
 import json  # noqa: E402
 import sys  # noqa: E402

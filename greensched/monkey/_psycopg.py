@@ -41,11 +41,13 @@ import importlib.machinery
 import os
 import sys
 import warnings
+import weakref
 from time import monotonic
 from types import ModuleType
 from typing import Any, Callable, Generator, Optional, Sequence
 
 from .._core._errors import GreenThreadExit
+from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
 from ..scheduler import wait_fds, wait_readable, wait_writable
 from ..timeout import TimeoutExpired
 from ._registry import mark_module, patch_attr
@@ -69,24 +71,71 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
     psycopg2 calls it (holding the connection's lock) whenever libpq would block:
     while connecting, sending a query and reading its results.
     """
-    from psycopg2 import OperationalError, extensions
-
-    poll_ok, poll_read, poll_write = extensions.POLL_OK, extensions.POLL_READ, extensions.POLL_WRITE
+    hub = get_hub()
     while True:
         state = conn.poll()
-        if state == poll_ok:
+        if state == _POLL_OK:
             return
         try:
-            if state == poll_read:
-                wait_readable(conn.fileno())
-            elif state == poll_write:
-                wait_writable(conn.fileno())
+            if state == _POLL_READ:
+                hub.wait_readable(conn.fileno(), None, _owner(conn))
+            elif state == _POLL_WRITE:
+                hub.wait_writable(conn.fileno(), None, _owner(conn))
             else:
-                raise OperationalError(f"psycopg2's conn.poll() returned {state!r}, which is not "
-                                       f"POLL_OK, POLL_READ or POLL_WRITE")
+                raise _psycopg2_error(f"psycopg2's conn.poll() returned {state!r}, which is not "
+                                      f"POLL_OK, POLL_READ or POLL_WRITE")
         except BaseException:  # a Timeout, a kill, Ctrl-C: the query must not go on
-            _cancel_and_drain(conn, poll_ok, poll_read)
+            _cancel_and_drain(conn, _POLL_OK, _POLL_READ)
             raise
+
+
+# psycopg2.extensions' POLL_OK, POLL_READ, POLL_WRITE (its documented values; checked at install).
+_POLL_OK, _POLL_READ, _POLL_WRITE = 0, 1, 2
+
+
+def _psycopg2_error(message: str) -> BaseException:
+    from psycopg2 import OperationalError
+
+    return OperationalError(message)
+
+
+class _LibpqSocket:
+    """Vouches to the netpoller for a connected psycopg2 connection's socket, so that its
+    registration is kept between waits (two ``epoll_ctl`` calls fewer per query).
+
+    libpq closes its socket without telling us, so the netpoller's check for a file
+    closed behind its back applies: this owner lives exactly as long as the
+    connection (a weak-keyed dict holds it), and its ``fileno()`` fails once the
+    connection is closed; either way the stale registration is dropped.
+    """
+
+    __slots__ = ("_conn", "__weakref__")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = weakref.ref(conn)
+
+    def fileno(self) -> int:
+        conn = self._conn()
+        if conn is None or conn.closed:
+            raise ValueError("the psycopg2 connection is closed")
+        return conn.fileno()  # type: ignore[no-any-return]
+
+
+_owners: "weakref.WeakKeyDictionary[Any, _LibpqSocket]" = weakref.WeakKeyDictionary()
+
+
+def _owner(conn: Any) -> Optional[_LibpqSocket]:
+    """The connection's `_LibpqSocket` once it is connected (libpq may try several
+    sockets while connecting: no registration is kept for those)."""
+    owner = _owners.get(conn)
+    if owner is None:
+        if conn.status not in _QUERY_STATUSES:
+            return None
+        try:
+            owner = _owners[conn] = _LibpqSocket(conn)
+        except TypeError:  # not weakly referenceable: wait without keeping the registration
+            return None
+    return owner
 
 
 def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
@@ -129,6 +178,9 @@ def _install_psycopg2(module: ModuleType) -> None:
     setter = getattr(extensions, "set_wait_callback", None)
     if setter is None:
         raise RuntimeError("psycopg2.extensions.set_wait_callback is missing (psycopg2 < 2.2?)")
+    found = (extensions.POLL_OK, extensions.POLL_READ, extensions.POLL_WRITE)
+    if found != (_POLL_OK, _POLL_READ, _POLL_WRITE):
+        raise RuntimeError(f"psycopg2's POLL_OK, POLL_READ, POLL_WRITE are {found}, not (0, 1, 2)")
     current = extensions.get_wait_callback()
     if current is not None and current is not wait_callback:
         # The program (or psycogreen) chose its own: keep it, and say so.

@@ -5,8 +5,9 @@
 Under ``patch_all()`` (called first, as a user would), for each driver named,
 start THREADS plain ``threading.Thread``s that each open one connection and make
 one server-side wait of SECONDS (``pg_sleep``, ``SLEEP()``, ``BLPOP``), while a
-ticker thread sleeps 10 ms in a loop and records its longest gap. Prints one JSON
-line per driver: ``{"driver", "threads", "elapsed", "max_gap", "errors", "results"}``.
+ticker thread sleeps 10 ms in a loop and records its longest gap
+(tests/integrations/_ticker.py). Prints one JSON line per driver:
+``{"driver", "threads", "elapsed", "max_gap", "raw_max_gap", "errors", "results"}``.
 
 Drivers: psycopg, psycopg2, pg8000, pymysql, redis, sqlalchemy+psycopg,
 sqlalchemy+psycopg2 (an engine whose QueuePool holds all THREADS), and the pools,
@@ -30,6 +31,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
+
+from tests.integrations._ticker import Ticker  # noqa: E402
 
 POOL_SIZE = 5
 
@@ -134,25 +137,13 @@ def measure(driver: str, servers: dict[str, Any], threads: int, seconds: float) 
     waiter()  # warm up: imports, the first connection, the pool's first fill
     results: list[Any] = []
     errors: list[str] = []
-    stop = threading.Event()
-    gaps = [0.0]
-
-    def tick() -> None:
-        last = time.monotonic()
-        while not stop.is_set():
-            time.sleep(0.01)
-            now = time.monotonic()
-            gaps[0] = max(gaps[0], now - last)
-            last = now
-
     def work() -> None:
         try:
             results.append(waiter())
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    ticker = threading.Thread(target=tick, name="ticker")
-    ticker.start()
+    ticker = Ticker()
     time.sleep(0.05)
     started = time.monotonic()
     workers = [threading.Thread(target=work, name=f"{driver}-{i}") for i in range(threads)]
@@ -161,13 +152,12 @@ def measure(driver: str, servers: dict[str, Any], threads: int, seconds: float) 
     for t in workers:
         t.join()
     elapsed = time.monotonic() - started
-    stop.set()
-    ticker.join()
+    ticker.done()
     close = getattr(waiter, "close", None)
     if close is not None:
         close()
     return {"driver": driver, "threads": threads, "seconds": seconds, "elapsed": elapsed,
-            "max_gap": gaps[0], "errors": errors[:5], "results": sorted(set(map(repr, results)))}
+            "max_gap": ticker.max_gap, "raw_max_gap": ticker.raw_max_gap, "errors": errors[:5], "results": sorted(set(map(repr, results)))}
 
 
 def main(argv: list[str]) -> None:

@@ -38,24 +38,7 @@ def gone_or_idle(query_pid, other):
         time.sleep(0.02)
     return False
 
-class Ticker:
-    # A thread sleeping 10 ms in a loop; .max_gap is its longest wait between two ticks.
-    def __init__(self):
-        self.max_gap = 0.0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-    def run(self):
-        last = time.monotonic()
-        while not self.stop.is_set():
-            time.sleep(0.01)
-            now = time.monotonic()
-            self.max_gap = max(self.max_gap, now - last)
-            last = now
-    def done(self):
-        self.stop.set()
-        self.thread.join()
-        return self.max_gap
+from tests.integrations._ticker import Ticker   # gaps net of time the OS kept us off the CPU
 """
 
 

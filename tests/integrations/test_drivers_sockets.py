@@ -28,24 +28,7 @@ import greensched
 greensched.patch_all()
 import os, sys, time, threading
 
-class Ticker:
-    # A thread sleeping 10 ms in a loop; done() returns its longest wait between two ticks.
-    def __init__(self):
-        self.max_gap = 0.0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-    def run(self):
-        last = time.monotonic()
-        while not self.stop.is_set():
-            time.sleep(0.01)
-            now = time.monotonic()
-            self.max_gap = max(self.max_gap, now - last)
-            last = now
-    def done(self):
-        self.stop.set()
-        self.thread.join()
-        return self.max_gap
+from tests.integrations._ticker import Ticker   # gaps net of time the OS kept us off the CPU
 
 def together(function, n):
     # Run function(i) in n threading.Threads; (results in order, seconds taken).
@@ -208,26 +191,31 @@ def test_httpx_urllib3_and_requests_fifty_slow_requests_overlap(tmp_path: Path, 
     run_child(tmp_path, """
         import httpx, urllib3, requests
         BASE = f"http://127.0.0.1:{os.environ['HTTP_PORT']}"
-        ticker = Ticker()
+        # The clients first, as a program makes them at start-up: an httpx.Client loads the
+        # CA bundle into a TLS context (tens of ms of C work, not waiting) when it is made.
         limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
-        with httpx.Client(limits=limits, timeout=10) as client:
-            results, elapsed = together(lambda i: client.get(f"{BASE}/httpx/{i}").text, 50)
-        assert results == [f"/httpx/{i}" for i in range(50)] and elapsed < 2.0, elapsed
+        client = httpx.Client(limits=limits, timeout=10)
+        impatient = httpx.Client(timeout=0.2)
         pool = urllib3.PoolManager(maxsize=50)
-        results, elapsed = together(lambda i: pool.request("GET", f"{BASE}/urllib3/{i}").data.decode(), 50)
-        assert results == [f"/urllib3/{i}" for i in range(50)] and elapsed < 2.0, elapsed
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=50))
+        ticker = Ticker()
+        results, elapsed = together(lambda i: client.get(f"{BASE}/httpx/{i}").text, 50)
+        assert results == [f"/httpx/{i}" for i in range(50)] and elapsed < 2.0, elapsed
+        results, elapsed = together(lambda i: pool.request("GET", f"{BASE}/urllib3/{i}").data.decode(), 50)
+        assert results == [f"/urllib3/{i}" for i in range(50)] and elapsed < 2.0, elapsed
         results, elapsed = together(lambda i: session.get(f"{BASE}/requests/{i}", timeout=10).text, 50)
         assert results == [f"/requests/{i}" for i in range(50)] and elapsed < 2.0, elapsed
         # httpx's own timeout: its ReadTimeout, as unpatched.
         try:
-            httpx.get(f"{BASE}/late", timeout=0.2)
+            impatient.get(f"{BASE}/late")
         except httpx.ReadTimeout:
             pass
         else:
             raise AssertionError("no ReadTimeout")
         gap = ticker.done()
+        client.close()
+        impatient.close()
         assert gap < 0.1, gap
         print("ok")
         """, {"HTTP_PORT": str(slow_http)})

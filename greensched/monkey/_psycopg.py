@@ -9,8 +9,8 @@ hook instead, and this module installs it:
   set (``psycopg2.extensions.set_wait_callback``), it drives libpq non-blocking and
   calls the callback whenever libpq would wait; `wait_callback` parks on the
   connection's fd, reading or writing as ``conn.poll()`` asks.
-* **psycopg 3** (checked on 3.3.x): it consumes its libpq generators through the
-  module functions ``psycopg.waiting.wait`` and ``wait_conn``, looked up at each
+* **psycopg 3** (checked on 3.2.13 and 3.3.9): it consumes its libpq generators
+  through the module functions ``psycopg.waiting.wait`` and ``wait_conn``, looked up at each
   call (``waiting.wait(...)`` in ``connection.py``); on import it picks its C
   ``wait_c``, because ``waiting._is_select_patched()`` only recognises gevent. We
   replace both functions with `wait` and `wait_conn` below, which park on the fd.
@@ -29,9 +29,10 @@ progress"), nor leave the query running on the server:
   go on. psycopg2 itself then closes the connection: any error from its wait
   callback does (2.9's green.c), so it is closed cleanly, never left busy; a pool
   drops it (``conn.closed`` is true).
-* psycopg 3 already does exactly this for ``KeyboardInterrupt`` and ``SystemExit``
-  (``Connection.wait`` catches ``psycopg.connection._INTERRUPTED``, cancels, waits
-  5 s, else closes); we add `GreenThreadExit` and `TimeoutExpired` to that tuple.
+* psycopg 3 already does exactly this for ``KeyboardInterrupt`` (and, in 3.3,
+  ``SystemExit``): ``Connection.wait`` catches ``psycopg.connection._INTERRUPTED``,
+  cancels, and waits for the server (3.3: 5 s at most, then closes); we add
+  `GreenThreadExit` and `TimeoutExpired` to it.
 """
 
 from __future__ import annotations
@@ -289,28 +290,37 @@ def _wait_timeout() -> BaseException:
     return errors._WaitTimeout("wait timeout expired")  # what psycopg's callers catch
 
 
-#: psycopg 3 call signatures we replace, as (function, expected parameters).
-_PSYCOPG_SIGNATURES = {"wait": ("gen", "fileno", "interval", "timeout"),
-                       "wait_conn": ("gen", "interval", "timeout")}
+#: The parameters of the functions we replace, in the psycopg 3 versions we support:
+#: 3.3 (interval, and a timeout that raises _WaitTimeout) and 3.2 (interval only). Our
+#: `wait` and `wait_conn` take both forms. (3.1's take ``timeout`` meaning the interval:
+#: refused, rather than misread.)
+_PSYCOPG_SIGNATURES = {
+    "wait": (("gen", "fileno", "interval", "timeout"), ("gen", "fileno", "interval")),
+    "wait_conn": (("gen", "interval", "timeout"), ("gen", "interval")),
+}
 
 
 def _install_psycopg(module: ModuleType) -> None:
+    """Replace ``psycopg.waiting.wait``/``wait_conn`` (checked on psycopg 3.2.13 and 3.3.9)."""
     import inspect
 
     waiting = sys.modules.get("psycopg.waiting") or importlib_import("psycopg.waiting")
     replacements: dict[str, Callable[..., Any]] = {"wait": wait, "wait_conn": wait_conn}
-    for name, params in _PSYCOPG_SIGNATURES.items():
+    for name, accepted in _PSYCOPG_SIGNATURES.items():
         # wait_selector is the reference implementation of `wait`'s contract.
         reference = getattr(waiting, "wait_selector" if name == "wait" else name, None)
         found = tuple(inspect.signature(reference).parameters) if reference is not None else ()
-        if found != params:
-            raise RuntimeError(f"psycopg.waiting.{name} takes {found}, not {params} as in "
-                               f"psycopg 3.3 (psycopg {getattr(module, '__version__', '?')})")
+        if found not in accepted:
+            raise RuntimeError(f"psycopg.waiting.{name} takes {found}, not {accepted[0]} as in "
+                               f"psycopg 3.2 and 3.3 (psycopg {getattr(module, '__version__', '?')})")
     for name, function in replacements.items():
         if getattr(waiting, name) is not function:
             patch_attr(waiting, name, function)
+    # What Connection.wait cancels the query for: a tuple in 3.3, KeyboardInterrupt in 3.2.
     connection = sys.modules.get("psycopg.connection")
     interrupted = getattr(connection, "_INTERRUPTED", None)
+    if isinstance(interrupted, type):
+        interrupted = (interrupted,)
     if isinstance(interrupted, tuple):
         extra = tuple(e for e in (GreenThreadExit, TimeoutExpired) if e not in interrupted)
         if extra:

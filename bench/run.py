@@ -108,6 +108,38 @@ def _progress(workload: workloads.Workload, figures: Optional[dict[str, float]],
                      for m in workload.metrics if m.key in figures)
 
 
+def postgres_url_variable() -> str:
+    from workloads import postgres
+
+    return postgres.URL_VARIABLE
+
+
+def _start_postgres() -> tuple[Optional[Any], str]:
+    """The PostgreSQL server of the pg_* workloads, started as the tests start theirs
+    (tests/servers/real.py); (None, why) when it cannot be, and those workloads are skipped."""
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(REPO_DIR))
+    from tests.servers.real import ServerMissing, start_postgres
+
+    base = Path(tempfile.mkdtemp(prefix="greensched-bench-postgres-"))
+    base.chmod(0o755)  # as root the server runs as its own user, which must reach its data
+    try:
+        server = start_postgres(base, max_connections=300)
+    except (ServerMissing, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        return None, f"skipping the pg_* workloads: PostgreSQL could not be started: {exc}"
+    stop = server.stop
+
+    def stop_and_clean() -> None:
+        stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+    server.stop = stop_and_clean  # type: ignore[method-assign]
+    return server, f"postgres serving {server.url} (pid {server.process.pid})"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the suite; returns 0, or 1 if any run failed."""
     args = parse_args(argv)
@@ -166,6 +198,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             pid = server.process.pid if server.process else "?"
             log(f"nginx serving {server.url}{http_fanout.PATH} (pid {pid})")
+    database: Optional[Any] = None
+    if any(wl.needs_postgres for wl in chosen_workloads):
+        database, message = _start_postgres()
+        if database is None:
+            log(message)
+            notes.append(message)
+            chosen_workloads = [wl for wl in chosen_workloads if not wl.needs_postgres]
+        else:
+            env[postgres_url_variable()] = database.url
+            log(message)
     if not chosen_workloads:
         log("nothing to run")
         return 1
@@ -197,6 +239,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         if server is not None:
             server.stop()
+        if database is not None:
+            database.stop()
 
     elapsed = time.monotonic() - started
     runtime_names = [rt.name for rt in chosen_runtimes]

@@ -216,6 +216,7 @@ class BlockingDetector:
         stack = _introspect.thread_stack(frame, keep_public=True)
         if hub.switches != switches:
             return  # it switched while we read its stack: that stack is someone else's
+        caller = _introspect.thread_stack(frame, limit=1, user_only=True)
         self._incident = (switches, thread, since)
         self.reports += 1
         body = "".join("  " + line for entry in stack.format() for line in entry.splitlines(True))
@@ -225,6 +226,7 @@ class BlockingDetector:
             f"{held:.2f} s without a switch (blocking detector threshold {self.threshold:g} s; "
             f"{len(hub._threads) - 1} other green threads, {hub.ready_count()} of them ready to run); "
             f"{self._why()}\n"
+            f"{_stuck_call(caller)}"
             f"Its stack, innermost last:\n{body or '  (no Python frames outside greensched)'}\n"
         )
 
@@ -237,12 +239,25 @@ class BlockingDetector:
             return "preemption is off"
         if p._depth:
             return "it is inside no_preempt()"
-        return ("it is probably in a long call that does not return to Python (C code, a big "
-                "regex or hash, an import): run such calls with to_thread()")
+        return ("it is probably in a long call that does not return to Python: a C library that "
+                "blocks without a hook (a C database driver such as mysqlclient, sync gRPC), a "
+                "long C computation (a big regex or hash), an import: run such calls with "
+                "greensched.to_thread()")
 
     def _write(self, text: str) -> None:
         if not self._stopped:
             _introspect.write_text(text, self.file)
+
+
+def _stuck_call(caller: Any) -> str:
+    """The report's line naming the innermost Python frame outside greensched: the stuck
+    call was made there (a C function it called has not returned), so that is the line
+    to move to to_thread() or to fix."""
+    if not caller:
+        return ""
+    entry = caller[-1]
+    code = f": {entry.line.strip()}" if entry.line else ""
+    return f"The call that has not returned was made at {entry.filename}:{entry.lineno}, in {entry.name}(){code}\n"
 
 
 _detector: Optional[BlockingDetector] = None

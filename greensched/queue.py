@@ -18,6 +18,7 @@ nothing:
 from __future__ import annotations
 
 import heapq
+import types
 from collections import deque
 from queue import Empty, Full
 from typing import Any, Optional
@@ -47,6 +48,10 @@ def _wait_for_item(getters: WaitQueue, block: bool, timeout: Optional[float]) ->
 
 class Queue:
     """A green FIFO `queue.Queue`; ``maxsize <= 0`` means unbounded."""
+
+    # As the stdlib's: ``queue.Queue[int]`` in annotations and ``class Jobs(Queue[T])``
+    # (psycopg's pool subclasses it so) work after patch_all() replaced the class.
+    __class_getitem__ = classmethod(types.GenericAlias)
 
     def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = maxsize
@@ -183,6 +188,8 @@ class PriorityQueue(_ListQueue):
 
 class SimpleQueue:
     """A green `queue.SimpleQueue`: unbounded FIFO without task tracking."""
+
+    __class_getitem__ = classmethod(types.GenericAlias)  # as the stdlib's (see Queue)
 
     def __init__(self) -> None:
         self._queue: deque[Any] = deque()

@@ -123,6 +123,9 @@ class Popen(_StdlibPopen):
         bufsize = kwargs.get("bufsize", args[1] if len(args) > 1 else -1)
         self._make_pipes_green(-1 if bufsize is None else bufsize)
 
+    # inspect.signature(Popen) shows the stdlib's parameters, not (*args, **kwargs).
+    __init__.__wrapped__ = _StdlibPopen.__init__  # type: ignore[attr-defined]
+
     def _get_handles(self, stdin: Any, stdout: Any, stderr: Any) -> tuple[Any, ...]:
         """The stdlib's handles, with green (non-blocking) pipes swapped for blocking twins."""
         handles = list(super()._get_handles(stdin, stdout, stderr))

@@ -99,6 +99,8 @@ class Workload:
     full: Params = field(default_factory=dict)
     quick: Params = field(default_factory=dict)
     needs_nginx: bool = False
+    #: Needs the PostgreSQL server the runner starts (its URL in ``BENCH_PG_URL``).
+    needs_postgres: bool = False
     #: Shown under the table: what the peers really do here, caveats.
     note: str = ""
 

@@ -23,10 +23,14 @@ What each switch replaces (each green module declares it in ``__implements__``):
             selector ``communicate`` uses
 ``signal``  ``signal.signal``/``getsignal``: an exception a handler raises goes to
             the main green thread, as it does with OS threads
+``drivers`` psycopg2's wait callback and psycopg 3's ``psycopg.waiting.wait``/
+            ``wait_conn``, which park on the connection's fd (at once if imported,
+            else when imported); see docs/drivers.md
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
-"sleep")``; ``is_patched("socket")`` answers.
+"sleep")``; ``is_patched("socket")`` answers, and libraries can ask
+``is_module_patched("select")`` as they ask gevent's.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ import sys
 import warnings
 from typing import Optional
 
-from ._registry import is_patched, original, patched_names
+from ._registry import is_module_patched, is_patched, original, patched_names
 
-__all__ = ["patch_all", "original", "is_patched", "patched_names"]
+__all__ = ["patch_all", "original", "is_patched", "is_module_patched", "patched_names"]
 
 #: The choices of the first patch_all() call; later calls must agree with them.
 _first_call: Optional[dict[str, bool]] = None
@@ -58,6 +62,7 @@ def patch_all(
     subprocess: bool = True,
     ssl: bool = True,
     signal: bool = True,
+    drivers: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
@@ -68,7 +73,8 @@ def patch_all(
     """
     global _first_call
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
-               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal}
+               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal,
+               "drivers": drivers}
     if _first_call is not None:
         if choices != _first_call:
             changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
@@ -120,6 +126,10 @@ def patch_all(
         from . import _signal
 
         _signal.patch()
+    if drivers:
+        from . import _psycopg
+
+        _psycopg.patch()
 
 
 def _warn_if_late(choices: dict[str, bool]) -> None:

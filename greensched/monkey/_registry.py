@@ -11,12 +11,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["patch_attr", "original", "is_patched", "patched_names"]
+__all__ = ["patch_attr", "mark_module", "original", "is_patched", "is_module_patched", "patched_names"]
 
 _MISSING: Any = object()
 
 #: (module name, attribute) -> the object patching replaced (or _MISSING)
 _originals: dict[tuple[str, str], Any] = {}
+
+#: Modules made green by a hook of their own rather than by replacing an attribute
+#: (psycopg2's wait callback).
+_marked: set[str] = set()
+
+#: gevent's names for modules, as libraries pass them to ``is_module_patched``.
+_ALIASES = {"thread": "_thread"}
 
 
 def patch_attr(module: Any, name: str, value: Any, owner: str | None = None) -> None:
@@ -62,6 +69,24 @@ def is_patched(module_name: str, name: str | None = None) -> bool:
     if name is not None:
         return (module_name, name) in _originals
     return any(module == module_name for module, _ in _originals)
+
+
+def mark_module(module_name: str) -> None:
+    """Record that ``module_name`` was made green through a hook it offers (no attribute)."""
+    _marked.add(module_name)
+
+
+def is_module_patched(name: str) -> bool:
+    """Has ``patch_all()`` made the module ``name`` green? As ``gevent.monkey.is_module_patched``.
+
+    For libraries that pick a blocking or a cooperative strategy at import: ``True``
+    for ``"socket"``, ``"select"``, ``"threading"``, ``"time"``... once patched (gevent's
+    ``"thread"`` means ``"_thread"``), and for drivers greensched made green, such as
+    ``"psycopg2"`` and ``"psycopg"`` (also their submodules it patched, such as
+    ``"psycopg.waiting"``). Never imports anything.
+    """
+    name = _ALIASES.get(name, name)
+    return name in _marked or is_patched(name)
 
 
 def patched_names(module_name: str) -> list[str]:

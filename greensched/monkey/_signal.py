@@ -75,12 +75,12 @@ def _unwrap(handler: Any) -> Any:
     return handler.handler if isinstance(handler, RoutedHandler) else handler
 
 
-def signal(signalnum: int, handler: Any, /) -> Any:
+def signal(signalnum: int, handler: Any) -> Any:  # keywords allowed, as the stdlib's
     """`signal.signal`, with the handler's exceptions raised in the main green thread."""
     return _unwrap(_original_signal(signalnum, _routed(handler)))
 
 
-def getsignal(signalnum: int, /) -> Any:
+def getsignal(signalnum: int) -> Any:
     """`signal.getsignal`: the handler the program installed (never greensched's wrapper)."""
     return _unwrap(_original_getsignal(signalnum))
 

@@ -1,0 +1,420 @@
+"""Green PostgreSQL drivers that wait inside C: psycopg2 and psycopg 3.
+
+Both drivers talk to libpq, whose blocking calls wait in C ``poll()`` and retry
+``EINTR`` in C: no Python code runs there, so neither patching sockets nor
+preemption can help, and one query would freeze every green thread. Both offer a
+hook instead, and this module installs it:
+
+* **psycopg2** (2.2+; checked on 2.9.12's source and 2.9.13): with a wait callback
+  set (``psycopg2.extensions.set_wait_callback``), it drives libpq non-blocking and
+  calls the callback whenever libpq would wait; `wait_callback` parks on the
+  connection's fd, reading or writing as ``conn.poll()`` asks.
+* **psycopg 3** (checked on 3.2.13 and 3.3.9): it consumes its libpq generators
+  through the module functions ``psycopg.waiting.wait`` and ``wait_conn``, looked up at each
+  call (``waiting.wait(...)`` in ``connection.py``); on import it picks its C
+  ``wait_c``, because ``waiting._is_select_patched()`` only recognises gevent. We
+  replace both functions with `wait` and `wait_conn` below, which park on the fd.
+
+`patch` installs them at once for a driver already imported, and otherwise from a
+small import hook that removes itself once every driver it waits for is in.
+``patch_all(drivers=False)`` leaves both drivers alone.
+
+A `Timeout` or a kill during a query must not leave the connection busy with a
+query nobody reads (the next one would fail with "another command is already in
+progress"), nor leave the query running on the server:
+
+* psycopg2: `wait_callback` sends a cancel request (``conn.cancel()``, again every
+  0.25 s in case the first came before the query started), reads until the server
+  says the query ended (at most `CANCEL_GRACE` seconds), then lets the exception
+  go on. psycopg2 itself then closes the connection: any error from its wait
+  callback does (2.9's green.c), so it is closed cleanly, never left busy; a pool
+  drops it (``conn.closed`` is true).
+* psycopg 3 already does exactly this for ``KeyboardInterrupt`` (and, in 3.3,
+  ``SystemExit``): ``Connection.wait`` catches ``psycopg.connection._INTERRUPTED``,
+  cancels, and waits for the server (3.3: 5 s at most, then closes); we add
+  `GreenThreadExit` and `TimeoutExpired` to it.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import warnings
+import weakref
+from time import monotonic
+from types import ModuleType
+from typing import Any, Callable, Generator, Optional, Sequence
+
+from .._core._errors import GreenThreadExit
+from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
+from ..scheduler import wait_fds, wait_readable, wait_writable
+from ..timeout import TimeoutExpired
+from ._registry import mark_module, patch_attr
+
+__all__ = ["patch", "wait_callback", "wait", "wait_conn", "CANCEL_GRACE"]
+
+#: Seconds to wait for a cancelled psycopg2 query to end before letting the exception go on.
+CANCEL_GRACE = 5.0
+
+#: Seconds between two cancel requests while it has not ended (one sent before the
+#: server began the query is lost: the server ignores a cancel while it is idle).
+_CANCEL_RESEND = 0.25
+
+
+# -- psycopg2 ------------------------------------------------------------------------------
+
+
+def wait_callback(conn: Any, *_cursor: Any) -> None:
+    """psycopg2's wait callback: run ``conn.poll()`` until it is done, parking between.
+
+    psycopg2 calls it (holding the connection's lock) whenever libpq would block:
+    while connecting, sending a query and reading its results.
+    """
+    hub = get_hub()
+    while True:
+        state = conn.poll()
+        if state == _POLL_OK:
+            return
+        try:
+            if state == _POLL_READ:
+                hub.wait_readable(conn.fileno(), None, _owner(conn))
+            elif state == _POLL_WRITE:
+                hub.wait_writable(conn.fileno(), None, _owner(conn))
+            else:
+                raise _psycopg2_error(f"psycopg2's conn.poll() returned {state!r}, which is not "
+                                      f"POLL_OK, POLL_READ or POLL_WRITE")
+        except BaseException:  # a Timeout, a kill, Ctrl-C: the query must not go on
+            _cancel_and_drain(conn, _POLL_OK, _POLL_READ)
+            raise
+
+
+# psycopg2.extensions' POLL_OK, POLL_READ, POLL_WRITE (its documented values; checked at install).
+_POLL_OK, _POLL_READ, _POLL_WRITE = 0, 1, 2
+
+
+def _psycopg2_error(message: str) -> BaseException:
+    from psycopg2 import OperationalError
+
+    return OperationalError(message)
+
+
+class _LibpqSocket:
+    """Vouches to the netpoller for a connected psycopg2 connection's socket, so that its
+    registration is kept between waits (two ``epoll_ctl`` calls fewer per query).
+
+    libpq closes its socket without telling us, so the netpoller's check for a file
+    closed behind its back applies: this owner lives exactly as long as the
+    connection (a weak-keyed dict holds it), and its ``fileno()`` fails once the
+    connection is closed; either way the stale registration is dropped.
+    """
+
+    __slots__ = ("_conn", "__weakref__")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = weakref.ref(conn)
+
+    def fileno(self) -> int:
+        conn = self._conn()
+        if conn is None or conn.closed:
+            raise ValueError("the psycopg2 connection is closed")
+        return conn.fileno()  # type: ignore[no-any-return]
+
+
+_owners: "weakref.WeakKeyDictionary[Any, _LibpqSocket]" = weakref.WeakKeyDictionary()
+
+
+def _owner(conn: Any) -> Optional[_LibpqSocket]:
+    """The connection's `_LibpqSocket` once it is connected (libpq may try several
+    sockets while connecting: no registration is kept for those)."""
+    owner = _owners.get(conn)
+    if owner is None:
+        if conn.status not in _QUERY_STATUSES:
+            return None
+        try:
+            owner = _owners[conn] = _LibpqSocket(conn)
+        except TypeError:  # not weakly referenceable: wait without keeping the registration
+            return None
+    return owner
+
+
+def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
+    """Cancel the running query and read until the server says it ended, within `CANCEL_GRACE`.
+
+    Errors are swallowed: the exception that interrupted the wait is the one to raise.
+    psycopg2 closes the connection when its callback raises (``green_panic`` in its
+    green.c), so libpq's state needs no repair: what matters is that the server
+    stops the query, which it would otherwise run to its end.
+    """
+    try:
+        if conn.closed or conn.status not in _QUERY_STATUSES:
+            return  # still connecting (nothing to cancel), or gone
+        deadline = monotonic() + CANCEL_GRACE
+        next_cancel = 0.0
+        while True:
+            now = monotonic()
+            if now >= deadline:
+                return
+            if now >= next_cancel:
+                # PQcancel: a short blocking exchange on a new connection (it holds the GIL,
+                # so to_thread would not help); it does not take the connection's lock.
+                conn.cancel()
+                next_cancel = now + _CANCEL_RESEND
+            state = conn.poll()
+            if state == poll_ok:
+                return
+            wait = wait_readable if state == poll_read else wait_writable
+            wait(conn.fileno(), max(0.001, min(next_cancel, deadline) - monotonic()))
+    except BaseException:  # the cancellation error itself, a broken link, or interrupted again
+        return
+
+
+# psycopg2's STATUS_READY, STATUS_BEGIN, STATUS_PREPARED: a query may be running.
+_QUERY_STATUSES = (1, 2, 5)
+
+
+def _install_psycopg2(module: ModuleType) -> None:
+    extensions = sys.modules.get("psycopg2.extensions") or getattr(module, "extensions", None)
+    setter = getattr(extensions, "set_wait_callback", None)
+    if setter is None:
+        raise RuntimeError("psycopg2.extensions.set_wait_callback is missing (psycopg2 < 2.2?)")
+    found = (extensions.POLL_OK, extensions.POLL_READ, extensions.POLL_WRITE)
+    if found != (_POLL_OK, _POLL_READ, _POLL_WRITE):
+        raise RuntimeError(f"psycopg2's POLL_OK, POLL_READ, POLL_WRITE are {found}, not (0, 1, 2)")
+    current = extensions.get_wait_callback()
+    if current is not None and current is not wait_callback:
+        # The program (or psycogreen) chose its own: keep it, and say so.
+        warnings.warn(f"greensched.patch_all(): psycopg2 already has a wait callback ({current!r}); "
+                      f"keeping it. Remove it, or pass patch_all(drivers=False) to silence this.",
+                      RuntimeWarning, stacklevel=4)
+        return
+    setter(wait_callback)
+    mark_module("psycopg2")
+
+
+# -- psycopg 3 -----------------------------------------------------------------------------
+
+# psycopg.waiting's Wait and Ready values (its _enums: Wait.R 1, W 2, RW 3; Ready the same).
+_WAIT_R, _WAIT_W = 1, 2
+_READY_NONE, _READY_R, _READY_W = 0, 1, 2
+
+
+def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
+    """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out)."""
+    if s == _WAIT_R:
+        return _READY_R if wait_readable(fileno, timeout) else _READY_NONE
+    if s == _WAIT_W:
+        return _READY_W if wait_writable(fileno, timeout) else _READY_NONE
+    if not wait_fds((fileno,), (fileno,), timeout):
+        return _READY_NONE
+    return _ready_now(fileno)
+
+
+def _ready_now(fileno: int) -> int:
+    """Which of read and write ``fileno`` is ready for, without waiting (the C poll)."""
+    from ._registry import original
+
+    poller = original("select", "poll")()
+    poller.register(fileno, 0x001 | 0x004)  # POLLIN | POLLOUT
+    ready = _READY_NONE
+    for _fd, events in poller.poll(0):
+        if events & 0x001:
+            ready |= _READY_R
+        if events & 0x004:
+            ready |= _READY_W
+        if events & ~0x005:  # an error or hang-up: let libpq read it and say what happened
+            ready |= _READY_R
+    return ready
+
+
+def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[float]:
+    """How long one park may last: until the next interval check, never past the deadline."""
+    step = interval if interval is not None and interval > 0 else None
+    if deadline is None:
+        return step
+    left = max(0.0, deadline - monotonic())
+    return left if step is None else min(step, left)
+
+
+def wait(gen: Generator[int, Any, Any], fileno: int, interval: Optional[float] = 0.0,
+         timeout: Optional[float] = None) -> Any:
+    """``psycopg.waiting.wait``, green: consume a libpq generator, parking on ``fileno``.
+
+    As psycopg's own functions: every ``interval`` seconds without readiness the
+    generator is sent ``Ready.NONE`` (after checking the socket is still open), and
+    past ``timeout`` seconds ``psycopg.errors._WaitTimeout`` is raised.
+    """
+    deadline = None if timeout is None else monotonic() + timeout
+    try:
+        s = next(gen)
+        while True:
+            ready = _park(fileno, s, _slice(interval, deadline))
+            if not ready:
+                _check_fd_open(fileno)
+            s = gen.send(ready)
+            if deadline is not None and monotonic() >= deadline:
+                raise _wait_timeout()
+    except StopIteration as done:
+        return done.value
+
+
+def wait_conn(gen: Generator[tuple[int, int], Any, Any], interval: Optional[float] = 0.0,
+              timeout: Optional[float] = None) -> Any:
+    """``psycopg.waiting.wait_conn``, green: as `wait`, the generator naming the fd each time."""
+    deadline = None if timeout is None else monotonic() + timeout
+    try:
+        fileno, s = next(gen)
+        while True:
+            ready = _park(fileno, s, _slice(interval, deadline))
+            fileno, s = gen.send(ready)
+            if deadline is not None and monotonic() >= deadline:
+                raise _wait_timeout()
+    except StopIteration as done:
+        return done.value
+
+
+def _check_fd_open(fileno: int) -> None:
+    """psycopg's check after a quiet interval: a socket closed under us is an error."""
+    try:
+        os.fstat(fileno)
+    except OSError as exc:
+        from psycopg import OperationalError
+
+        raise OperationalError("connection socket closed") from exc
+
+
+def _wait_timeout() -> BaseException:
+    from psycopg import errors
+
+    return errors._WaitTimeout("wait timeout expired")  # what psycopg's callers catch
+
+
+#: The parameters of the functions we replace, in the psycopg 3 versions we support:
+#: 3.3 (interval, and a timeout that raises _WaitTimeout) and 3.2 (interval only). Our
+#: `wait` and `wait_conn` take both forms. (3.1's take ``timeout`` meaning the interval:
+#: refused, rather than misread.)
+_PSYCOPG_SIGNATURES = {
+    "wait": (("gen", "fileno", "interval", "timeout"), ("gen", "fileno", "interval")),
+    "wait_conn": (("gen", "interval", "timeout"), ("gen", "interval")),
+}
+
+
+def _install_psycopg(module: ModuleType) -> None:
+    """Replace ``psycopg.waiting.wait``/``wait_conn`` (checked on psycopg 3.2.13 and 3.3.9)."""
+    import inspect
+
+    waiting = sys.modules.get("psycopg.waiting") or importlib_import("psycopg.waiting")
+    replacements: dict[str, Callable[..., Any]] = {"wait": wait, "wait_conn": wait_conn}
+    for name, accepted in _PSYCOPG_SIGNATURES.items():
+        # wait_selector is the reference implementation of `wait`'s contract.
+        reference = getattr(waiting, "wait_selector" if name == "wait" else name, None)
+        found = tuple(inspect.signature(reference).parameters) if reference is not None else ()
+        if found not in accepted:
+            raise RuntimeError(f"psycopg.waiting.{name} takes {found}, not {accepted[0]} as in "
+                               f"psycopg 3.2 and 3.3 (psycopg {getattr(module, '__version__', '?')})")
+    for name, function in replacements.items():
+        if getattr(waiting, name) is not function:
+            patch_attr(waiting, name, function)
+    # What Connection.wait cancels the query for: a tuple in 3.3, KeyboardInterrupt in 3.2.
+    connection = sys.modules.get("psycopg.connection")
+    interrupted = getattr(connection, "_INTERRUPTED", None)
+    if isinstance(interrupted, type):
+        interrupted = (interrupted,)
+    if isinstance(interrupted, tuple):
+        extra = tuple(e for e in (GreenThreadExit, TimeoutExpired) if e not in interrupted)
+        if extra:
+            patch_attr(connection, "_INTERRUPTED", interrupted + extra)
+    mark_module("psycopg")
+
+
+def importlib_import(name: str) -> ModuleType:
+    import importlib
+
+    return importlib.import_module(name)
+
+
+# -- installing, now or at import ------------------------------------------------------------
+
+_INSTALLERS: dict[str, Callable[[ModuleType], None]] = {
+    "psycopg2": _install_psycopg2,
+    "psycopg": _install_psycopg,
+}
+
+
+def _install(name: str, module: ModuleType) -> None:
+    """Run one driver's installer; a failure warns (the driver then waits in C), never raises."""
+    try:
+        _INSTALLERS[name](module)
+    except Exception as exc:
+        warnings.warn(f"greensched could not make {name} green ({exc}); its queries will block "
+                      f"every green thread. Run them with greensched.to_thread(), or report this "
+                      f"with your {name} version.", RuntimeWarning, stacklevel=2)
+
+
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Installs a driver's hook right after the driver's package is imported, then leaves.
+
+    It finds the real spec with the finders after it and wraps only its loader's
+    ``exec_module``; the module gets its own loader back before the hook runs.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.pending = set(names)
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in self.pending:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _InstallingLoader(spec.loader, self, fullname)
+        return spec
+
+    def done(self, fullname: str) -> None:
+        self.pending.discard(fullname)
+        if not self.pending and self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+
+class _InstallingLoader(importlib.abc.Loader):
+    """A loader's stand-in for one import: run it, give the module its loader back, install."""
+
+    def __init__(self, loader: Any, hook: _ImportHook, fullname: str) -> None:
+        self._loader = loader
+        self._hook = hook
+        self._fullname = fullname
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[ModuleType]:
+        return self._loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: ModuleType) -> None:
+        spec = module.__spec__
+        if spec is not None:
+            spec.loader = self._loader
+        module.__loader__ = self._loader
+        self._loader.exec_module(module)
+        self._hook.done(self._fullname)
+        _install(self._fullname, module)
+
+    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package...
+        return getattr(self._loader, name)
+
+
+def patch() -> None:
+    """Make psycopg2 and psycopg 3 green: now if imported, otherwise when they are."""
+    pending = []
+    for name in _INSTALLERS:
+        module = sys.modules.get(name)
+        if module is not None:
+            _install(name, module)
+        else:
+            pending.append(name)
+    if pending:
+        sys.meta_path.insert(0, _ImportHook(pending))

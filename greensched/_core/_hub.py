@@ -470,6 +470,8 @@ class Hub(FdWaits):
         self.current = None  # whoever switched here first is parked or yielding now
         while True:
             try:
+                if preemptor is not None and preemptor.take_sigint():
+                    self.throw(self.main, KeyboardInterrupt())  # left by the handler: see _preempt
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
                 while woken:  # woken before the loop began, or by a callback that raised
                     ready.append(woken.popleft())
@@ -501,7 +503,7 @@ class Hub(FdWaits):
                         if thread._state is READY:
                             now = self._resume(thread, now)
                 # 2. Timers that are due.
-                if len(timers):
+                if timers.has_entries():  # cancelled ones too: the handler peeks at the top
                     for callback, arg in timers.pop_due(monotonic()):
                         self._run_callback(callback, arg)
                 # 3. Work handed in by other OS threads.

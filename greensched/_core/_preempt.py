@@ -15,8 +15,12 @@ When a thread is asked to yield
 
 Kinds of safe point
 -------------------
-The handler is told the innermost Python frame; `_safepoints.classify` reads its
-current instruction:
+A green thread changes hands only at a safe point. Synchronous ones, where the
+thread itself calls into the hub: it *parks* (a lock, a queue, an event, a sleep, an
+fd wait, a join), it *yields* (``sleep(0)``), or it leaves the outermost
+`no_preempt` with a request pending. Asynchronous ones, where the SIGALRM handler
+finds the thread; the handler is told the innermost Python frame, and
+`_safepoints.classify` reads its current instruction:
 
 1. **A loop's back-edge or a function's entry** (JUMP_BACKWARD, RESUME...): the eval
    loop checked between two bytecodes. The most common landing of a CPU-bound loop.
@@ -55,6 +59,32 @@ Never preempted
   import is done (a long-running module body is not preempted: avoid them);
 * a thread inside a long C call that never checks for signals (a huge regex, a big
   hash update, numpy): CPython runs no Python code until it returns.
+
+The signal handler rule
+-----------------------
+Every handler here (SIGALRM `_on_tick`, SIGRTMAX `_on_switch`, SIGINT `_on_sigint`,
+the dump signal) runs at *any* bytecode of the main OS thread: inside the hub's
+loop, inside a green thread's `park`, half-way through `TimerHeap.cancel`
+rebuilding the heap. So a handler **reads, or sets flags; it never changes a
+structure that thread or hub code mutates**, and never calls a method that does
+(``TimerHeap.next_deadline`` pops cancelled entries: calling it from here once
+made the live count negative and skipped timers). What must change is left to
+the hub (`take_sigint` at the top of its pass) or to a safe point. The only
+mutations allowed are:
+
+* the preemptor's own handler-side fields (`_want_at`, `_stuck_*`, `_retries`,
+  counters, `sigint_pending`, `deferred`), which thread code only reads, and the
+  `_armed` flag, which thread code sets before it arms the timer (see `maybe_arm`);
+* syscalls: ``setitimer``, ``interrupt_main``, ``Py_AddPendingCall``, and the
+  wake-up pipe's ``write`` (a byte, as the self-pipe trick has it);
+* the switch itself (`_do_switch`, ``hub.yield_now``) and a held-back exception
+  (`_raise_held_back`), and only once ``atomic_reason(frame)`` says no greensched
+  frame is on the interrupted stack: then no hub structure is half-updated.
+
+Reads must survive a half-made update, and may be a tick out of date: each is a
+hint for the next decision, never a fact the hub relies on. The reads, line by
+line, are listed in tests/core/test_handler_rule.py, which plays a tick at every
+instruction of greensched's code and checks that nothing changed.
 
 Things that don't work, and why we don't do them
 ------------------------------------------------
@@ -98,8 +128,9 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_slice_ms, read_env_config
 from ._safepoints import (
-    CLEAN, IMPORT, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
+    CLEAN, IMPORT, RUNTIME, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
 )
 
 if TYPE_CHECKING:
@@ -107,10 +138,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Preemptor", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config", "mark_root",
-    "parse_signal", "set_dump_signal",
+    "parse_signal", "set_dump_signal", "check_slice_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
 ]
 
-DEFAULT_SLICE_MS = 10.0
 #: A C call must be stuck at least this long before it is switched away from.
 _STUCK_MIN_S = 0.010
 #: Back-to-back retries allowed before waiting for the next tick instead.
@@ -123,51 +153,7 @@ _SWITCH = "switch"
 _RETRY = "retry"
 
 
-# -- configuration -----------------------------------------------------------------------
-
-
-def read_env_config(environ: Optional[dict[str, str]] = None) -> tuple[bool, float]:
-    """(enabled, slice in ms) from GREENSCHED_PREEMPT and GREENSCHED_SLICE_MS.
-
-    A value we cannot understand is a `ValueError` that names the variable and
-    says what it accepts; it is never silently ignored.
-    """
-    env = os.environ if environ is None else environ
-    enabled = True
-    raw = env.get("GREENSCHED_PREEMPT")
-    if raw is not None and raw.strip() != "":
-        flag = raw.strip().lower()
-        if flag in ("0", "false", "no", "off"):
-            enabled = False
-        elif flag in ("1", "true", "yes", "on"):
-            enabled = True
-        else:
-            raise ValueError(
-                f"GREENSCHED_PREEMPT={raw!r} is not understood: use GREENSCHED_PREEMPT=0 to turn "
-                f"preemption off or GREENSCHED_PREEMPT=1 (the default) to keep it on"
-            )
-    slice_ms = DEFAULT_SLICE_MS
-    raw = env.get("GREENSCHED_SLICE_MS")
-    if raw is not None and raw.strip() != "":
-        slice_ms = check_slice_ms(raw, "GREENSCHED_SLICE_MS")
-    return enabled, slice_ms
-
-
-def check_slice_ms(value: Any, what: str = "slice_ms") -> float:
-    """A positive, finite number of milliseconds, or a clear `ValueError`."""
-    try:
-        ms = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{what}={value!r} is not a number of milliseconds; use e.g. {what}=10 "
-            f"(the default) or {what}=1 for a 1 ms slice"
-        ) from None
-    if not (ms > 0.0 and ms < 3_600_000.0):
-        raise ValueError(
-            f"{what}={value!r} must be a positive number of milliseconds below one hour; "
-            f"to turn preemption off use GREENSCHED_PREEMPT=0 or set_preemption(False)"
-        )
-    return ms
+# -- configuration: see _settings ------------------------------------------------------------
 
 
 def user_signal_handlers() -> bool:
@@ -239,6 +225,10 @@ class Preemptor:
         self._switch_requested = False
         self._deciding = False
         self._switch_escapes = False
+        #: Ctrl-C arrived while main could not take it: the hub delivers it (`take_sigint`).
+        self.sigint_pending = False
+        #: Test-only (`request_switch`): switch at the next safe point, whatever the slice.
+        self._forced = False
         # counters for stats()
         self.ticks = 0
         self.requests = 0
@@ -288,8 +278,12 @@ class Preemptor:
             return
         if not self._installed:
             self._install()
-        signal.setitimer(signal.ITIMER_REAL, self._period, self._period)
+        # The flag first: a tick between the two lines may disarm (the handler stops
+        # the timer and clears the flag), and then the timer runs with the flag off,
+        # which the next maybe_arm or idle tick mends. The other order could leave
+        # the flag on with the timer stopped: no preemption until reconfigured.
         self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self._period, self._period)
         self.timer_starts += 1
 
     def disarm(self) -> None:
@@ -416,7 +410,9 @@ class Preemptor:
         return _RETRY
 
     def _timer_due(self, now: float) -> bool:
-        deadline = self._hub._timers.next_deadline()
+        # peek_deadline, never next_deadline: the latter pops cancelled entries, and
+        # this runs at any bytecode, e.g. inside TimerHeap.cancel rebuilding the heap.
+        deadline = self._hub._timers.peek_deadline()
         return deadline is not None and deadline <= now
 
     def _switch_now(self) -> Any:
@@ -460,14 +456,37 @@ class Preemptor:
             thread._held_exc = None
             raise exc
 
-    def _on_sigint(self, signum: int, frame: Optional[FrameType]) -> None:
-        """Ctrl-C goes to the main green thread, wherever it is parked."""
+    def _on_sigint(self, signum: int, frame: Optional[FrameType]) -> Any:
+        """Ctrl-C goes to the main green thread, wherever it is parked.
+
+        Raised here only when main runs its own code. Anywhere else this handler
+        touches nothing of the hub's (main's state and the run queue may be half-way
+        through an update by the code it interrupted): it sets `sigint_pending`,
+        writes the hub's wake-up pipe (one ``write`` syscall, so a poll in progress
+        or the next one returns at once) and asks for a switch; the hub raises it in
+        main at the top of its next pass (`take_sigint`).
+        """
         hub = self._hub
-        if hub.current is hub.main:
-            raise KeyboardInterrupt
-        hub.throw(hub.main, KeyboardInterrupt())
-        if hub.current is not None:  # another thread runs: let main run soon
-            self._want_at = hub.switches
+        current = hub.current
+        if current is hub.main and frame is not None:
+            if atomic_reason(frame) is not RUNTIME:
+                raise KeyboardInterrupt
+            if _add_pending is not None:
+                # Main is inside greensched's bookkeeping: try again at the next check,
+                # after that call has returned (or main has parked: then the hub does it).
+                return _add_pending(_TRIP, signum)  # must stay the last call
+        self.sigint_pending = True
+        if current is not None:
+            self._want_at = hub.switches  # a thread runs: switch it out at a safe point
+        hub._netpoll.wakeup()
+        return None
+
+    def take_sigint(self) -> bool:
+        """In the hub: True once for each Ctrl-C `_on_sigint` left for it to deliver."""
+        if not self.sigint_pending:
+            return False
+        self.sigint_pending = False
+        return True
 
 
 #: Frames of these functions are the handlers themselves: a tick landing there is ignored.
@@ -593,3 +612,8 @@ def set_dump_signal(signum: Optional[int], dump: Optional[Callable[[], None]] = 
     handler = _DumpHandler(dump, signal.SIG_DFL if previous is None else previous)
     signal.signal(signum, handler.handle)
     _dump_handlers[signum] = handler
+
+
+# A bad GREENSCHED_PREEMPT / GREENSCHED_SLICE_MS fails `import greensched`, as the docs
+# say, not the first spawn much later (the hub reads them again when it is created).
+read_env_config()

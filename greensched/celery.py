@@ -59,6 +59,7 @@ with warnings.catch_warnings():
 
 from . import Condition, Event, GreenThread, GreenThreadExit, current_thread, is_patched, original
 from . import sleep, spawn
+from ._core._introspect import thread_frame
 from ._core._preempt import mark_root
 
 try:
@@ -93,6 +94,9 @@ _LATE_MARKERS = ("celery.app.base", "celery.bin.celery", "celery.worker")
 
 #: While a cold shutdown waits for ended tasks to unwind (their finally blocks).
 _UNWIND_GRACE_S = 1.0
+#: After a shutdown signal, how long the consumer loop may go without noticing it
+#: (its own cycle is 2 s) before we interrupt its broker wait; see `_unstick_shutdown`.
+_UNSTICK_AFTER_S = 3.0
 #: How often a task that survived the end of its hard time limit is ended again.
 _REKILL_INTERVAL_S = 1.0
 
@@ -247,6 +251,22 @@ class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hint
 mark_root(Timer._fire)
 
 
+def _flag_set(value: Any) -> bool:
+    """Celery's shutdown flags hold an exit code, and 0 (EX_OK) counts: "set" is not None/False."""
+    return value is not None and value is not False
+
+
+def _in_consumer_drain(thread: GreenThread) -> bool:
+    """Is ``thread`` parked inside the consumer loop's ``drain_events`` call?"""
+    frame = thread_frame(thread)
+    while frame is not None:
+        if (frame.f_code.co_name == "drain_events" and frame.f_globals.get("__name__") == "kombu.connection"
+                and frame.f_back is not None and frame.f_back.f_code.co_name == "_loop_cycle"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Job:
     """One task given to the pool: what to call, its callbacks, its thread and limits."""
 
@@ -367,6 +387,35 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         except Exception:  # pragma: no cover - Celery starts pools from a thread
             self._main = None
         self._deadlines.start()
+        GreenThread(target=self._unstick_shutdown, name="celery-shutdown-watch", daemon=True).start()
+
+    def _unstick_shutdown(self) -> None:
+        """Make sure the consumer loop sees a shutdown signal (py-amqp with short heartbeats).
+
+        Celery's green loop checks its shutdown flags between calls to
+        ``drain_events(timeout=2.0)``. py-amqp restarts that timeout on every frame it
+        reads, heartbeats included, so with ``broker_heartbeat`` below 4 s (RabbitMQ
+        sends one every half interval) the call never returns and a SIGTERM is never
+        acted on (gevent's pool hangs the same way). If the flag has been set for
+        `_UNSTICK_AFTER_S` and the main green thread is still waiting in that call, we
+        raise the timeout it asked for there; the loop then sees the flag.
+        """
+        from celery.worker import state
+
+        flagged: Optional[float] = None
+        while not self._stopping:
+            sleep(0.5)
+            if not (_flag_set(state.should_stop) or _flag_set(state.should_terminate)):
+                flagged = None
+                continue
+            now = monotonic()
+            if flagged is None:
+                flagged = now
+            elif now - flagged >= _UNSTICK_AFTER_S:
+                flagged = now
+                main = self._main
+                if main is not None and main.state == "PARKED" and _in_consumer_drain(main):
+                    main.throw(TimeoutError("greensched.celery: drain_events interrupted for shutdown"))
 
     def on_stop(self) -> None:
         """Warm shutdown: wait for the running tasks (a cold shutdown cuts it short)."""

@@ -30,6 +30,8 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": float(os.environ.get("GREENSCHED_CELERY_VISIBILITY", "3600"))},
     task_soft_time_limit=float(os.environ["GREENSCHED_CELERY_SOFT_LIMIT"]) if os.environ.get("GREENSCHED_CELERY_SOFT_LIMIT") else None,
     task_time_limit=float(os.environ["GREENSCHED_CELERY_HARD_LIMIT"]) if os.environ.get("GREENSCHED_CELERY_HARD_LIMIT") else None,
+    # AMQP heartbeats (RabbitMQ): the broker drops a connection that misses them.
+    broker_heartbeat=float(os.environ.get("GREENSCHED_CELERY_HEARTBEAT", "120")),
 )
 
 

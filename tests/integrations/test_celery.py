@@ -362,3 +362,48 @@ def test_cold_shutdown_leaves_acks_late_tasks_to_be_redelivered_and_global_limit
         print("(e) SIGTERM: 20 running tasks finished, exit 0")
     finally:
         warm.stop()
+
+
+# -- RabbitMQ ----------------------------------------------------------------------------------------
+
+
+def test_rabbitmq_broker_heartbeats_and_time_limits_while_a_task_computes(
+    rabbitmq_server: Any, broker: str, tmp_path: Path
+) -> None:
+    """On RabbitMQ, with 2 s AMQP heartbeats: a 6 s CPU-bound task does not cost the connection.
+
+    RabbitMQ closes a connection that misses its heartbeats (about two intervals);
+    the worker's heartbeats go out on the pool's green timer, which preemption keeps
+    running beside the computing task. Pings and short tasks flow meanwhile, and the
+    soft limit reaches a computing task here too.
+    """
+    from celery import Celery
+
+    amqp = Celery("amqp_client", broker=rabbitmq_server.url, backend=broker)
+    amqp.conf.broker_heartbeat = 2.0
+    w = Worker("amqp", rabbitmq_server.url, tmp_path, "-c", "50",
+               env={"GREENSCHED_CELERY_BACKEND": broker, "GREENSCHED_CELERY_HEARTBEAT": "2"}).wait_ready()
+    try:
+        task = "tests.integrations.celery_proj."
+        hog = amqp.send_task(task + "compute", args=(6,))
+        _until(lambda: hog.state == "STARTED", 10, "the CPU-bound task to start")
+        worst_ping, worst_task = 0.0, 0.0
+        while hog.state == "STARTED":
+            start = time.monotonic()
+            assert amqp.control.ping(destination=[w.name], timeout=5.0, limit=1)
+            worst_ping = max(worst_ping, time.monotonic() - start)
+            sent = time.time()
+            worst_task = max(worst_task, amqp.send_task(task + "now").get(timeout=10) - sent)
+            time.sleep(0.3)
+        assert hog.get(timeout=10)["seconds"] >= 6.0
+        soft = amqp.send_task(task + "compute_soft_limited", args=(10,)).get(timeout=15)
+        print(f"rabbitmq: worst ping {worst_ping:.3f} s, worst short task {worst_task:.3f} s "
+              f"beside a 6 s CPU task; soft limit after {soft['soft_limit_after']:.3f} s")
+        assert worst_ping < 1.0 and worst_task < 1.0
+        assert 0.95 <= soft["soft_limit_after"] < 1.5
+        log = w.output()
+        assert "missed heartbeats" not in log and "Connection to broker lost" not in log, log[-3000:]
+        w.process.send_signal(signal.SIGTERM)
+        assert w.wait_exit(20) == 0
+    finally:
+        w.stop()

@@ -151,7 +151,7 @@ _warn_if_late()
 _repoint_early_copies()
 # kombu and Celery take their green paths (see the module docstring) when this is not
 # "default"; it is a cache kombu fills on first use, so setting it first is the answer.
-_kombu_compat._environment = ENVIRONMENT
+_kombu_compat._environment = ENVIRONMENT  # type: ignore[assignment]
 
 
 def _register_drainer() -> None:
@@ -206,7 +206,7 @@ class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hint
         super().__init__(*args, **kwargs)
         self._pending: dict[Any, tuple[float, int, GreenThread]] = {}
 
-    def _enter(self, eta: float, priority: int, entry: Any, **_: Any) -> Any:
+    def _enter(self, eta: float, priority: int, entry: Any, push: Any = None) -> Any:
         thread = GreenThread(target=self._fire, args=(eta, entry), name="celery-timer", daemon=True)
         self._pending[entry] = (eta, priority, thread)
         thread.start()
@@ -354,6 +354,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
     """Celery pool: each task on a green thread; see the module docstring."""
 
     Timer = Timer
+    limit: int
     is_green = True
     signal_safe = False
     task_join_will_block = False
@@ -426,7 +427,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
             from celery.worker import state
 
             while self._running:
-                if state.should_terminate:
+                if _flag_set(state.should_terminate):
                     self.on_terminate()
                     break
                 self._idle.wait(0.5)

@@ -167,6 +167,17 @@ def test_importing_the_pool_after_the_app_warns_with_the_fix() -> None:
     assert "--pool=custom" in result.stdout
 
 
+def test_import_greensched_does_not_import_celery() -> None:
+    """The integration is loaded only by name; `import greensched` patches nothing."""
+    result = run_python(
+        "import sys, greensched; "
+        "print(sorted(m for m in ('celery', 'kombu', 'greensched.celery') if m in sys.modules), "
+        "greensched.is_patched('socket'))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] False"
+
+
 # -- the "Done when" figures -----------------------------------------------------------------
 
 

@@ -211,6 +211,31 @@ class GreenThread:
         if block:
             self.join(timeout)
 
+    def throw(self, exc: BaseException) -> bool:
+        """Raise ``exc`` inside the thread, where it is parked or was preempted.
+
+        What `kill` does with `GreenThreadExit`, for any exception, and without
+        waiting: a thread parked in a wait gets it from that wait; a thread preempted
+        while computing gets it where it stopped, when it next runs (so a CPU-bound
+        thread is reached too; see the preemption notes on held-back exceptions).
+        Returns True if ``exc`` is on its way; False if the thread is not started,
+        is done, or already has another exception on its way (a pending kill is
+        never replaced, and a kill replaces others). A thread that throws into
+        itself raises ``exc`` at once; one that has not run yet ends without
+        running, as with `kill`.
+        """
+        if not isinstance(exc, BaseException):
+            raise TypeError(
+                f"GreenThread.throw() takes an exception instance, not {type(exc).__name__}: "
+                f"e.g. thread.throw(TimeoutError('too slow'))"
+            )
+        hub = self._hub
+        if self._state is NEW or self._state is DONE or hub is None:
+            return False
+        if hub.current is self:
+            raise exc
+        return hub.throw(self, exc)
+
     def __repr__(self) -> str:
         daemon = " daemon" if self._daemon else ""
         where = f" on {self._waiting_on}" if self._state is PARKED and self._waiting_on else ""

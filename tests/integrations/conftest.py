@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.servers.real import Server, ServerMissing, start_mariadb, start_postgres, start_redis
+from tests.servers.real import Server, ServerMissing, start_mariadb, start_postgres, start_rabbitmq, start_redis
 
 
 def _serve(factory: Callable[[Path], Server], kind: str) -> Iterator[Server]:
@@ -55,3 +55,9 @@ def mariadb_server() -> Iterator[Server]:
 def redis_server() -> Iterator[Server]:
     """A redis-server: ``.url`` (``redis://127.0.0.1:PORT/0``), ``.host``, ``.port``."""
     yield from _serve(start_redis, "redis")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[Server]:
+    """A rabbitmq-server: ``.url`` (``amqp://guest:guest@127.0.0.1:PORT//``), ``.host``, ``.port``."""
+    yield from _serve(start_rabbitmq, "rabbitmq")

@@ -35,7 +35,7 @@ from typing import Optional
 
 __all__ = [
     "Server", "ServerMissing", "find_binary", "free_port",
-    "start_postgres", "start_mariadb", "start_redis",
+    "start_postgres", "start_mariadb", "start_redis", "start_rabbitmq",
 ]
 
 
@@ -252,4 +252,78 @@ def start_redis(base: Path) -> Server:
     out.close()
     server = Server("redis", "127.0.0.1", port, datadir, process, url=f"redis://127.0.0.1:{port}/0", log=log)
     _wait_port(server)
+    return server
+
+
+# -- RabbitMQ ------------------------------------------------------------------------------
+
+_RABBIT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin")
+
+
+@dataclass
+class _RabbitServer(Server):
+    """rabbitmq-server runs beam under a shell script, and Erlang starts an epmd daemon."""
+
+    epmd_port: int = 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, 15)  # the script, beam and its port programs
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(10)
+        epmd = shutil.which("epmd")
+        if epmd and self.epmd_port:  # our own epmd, on its own port: nothing else uses it
+            subprocess.run([epmd, "-kill"], env={**os.environ, "ERL_EPMD_PORT": str(self.epmd_port)},
+                           capture_output=True, timeout=10)
+
+
+def start_rabbitmq(base: Path) -> Server:
+    """rabbitmq-server on a free port, no plugins, its node, epmd and data all private to ``base``.
+
+    ``.url`` is ``amqp://guest:guest@127.0.0.1:PORT//`` (guest may log in over loopback).
+    """
+    # The script itself, not Debian's /usr/sbin wrapper: the wrapper switches to the
+    # rabbitmq user, who cannot write to a root-owned temp dir; the server runs as us.
+    direct = [path for pattern in _RABBIT_DIRS for path in sorted(glob.glob(os.path.join(pattern, "rabbitmq-server")))
+              if os.access(path, os.X_OK)]
+    binary = direct[0] if direct else find_binary("rabbitmq-server", "rabbitmq-server")
+    base.mkdir(parents=True, exist_ok=True)
+    port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    for sub in ("mnesia", "log"):
+        (base / sub).mkdir(exist_ok=True)
+    (base / "enabled_plugins").write_text("[].\n")
+    (base / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+    log = base / "rabbitmq.log"
+    env = {
+        **os.environ,
+        "HOME": str(base),  # the Erlang cookie goes there
+        "RABBITMQ_NODENAME": f"greensched{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "ERL_EPMD_PORT": str(epmd_port),
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_LOGS": "-",
+        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+        "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+    }
+    out = open(log, "wb")
+    process = subprocess.Popen([binary], env=env, stdout=out, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, cwd=str(base), start_new_session=True)
+    out.close()
+    server = _RabbitServer("rabbitmq", "127.0.0.1", port, base, process,
+                           url=f"amqp://guest:guest@127.0.0.1:{port}//", log=log, epmd_port=epmd_port)
+    try:
+        _wait_port(server)
+    except BaseException:
+        server.stop()  # its epmd too
+        raise
     return server

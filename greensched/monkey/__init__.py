@@ -23,6 +23,8 @@ What each switch replaces (each green module declares it in ``__implements__``):
             selector ``communicate`` uses
 ``signal``  ``signal.signal``/``getsignal``: an exception a handler raises goes to
             the main green thread, as it does with OS threads
+``asyncio`` the running loop and the policy's current loop, per green thread;
+            loops whose waits park their green thread (docs/asyncio.md)
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
@@ -58,6 +60,7 @@ def patch_all(
     subprocess: bool = True,
     ssl: bool = True,
     signal: bool = True,
+    asyncio: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
@@ -68,7 +71,8 @@ def patch_all(
     """
     global _first_call
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
-               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal}
+               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal,
+               "asyncio": asyncio}
     if _first_call is not None:
         if choices != _first_call:
             changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
@@ -120,6 +124,16 @@ def patch_all(
         from . import _signal
 
         _signal.patch()
+    if asyncio:
+        from ._postimport import when_imported
+
+        when_imported("asyncio", _install_asyncio)  # not before asyncio is (20 ms of import)
+
+
+def _install_asyncio() -> None:
+    from . import _asyncio
+
+    _asyncio.install()
 
 
 def _warn_if_late(choices: dict[str, bool]) -> None:

@@ -32,6 +32,7 @@ import atexit
 import concurrent.futures
 import contextvars
 import os
+import sys
 from typing import Any, Callable, Coroutine, Optional, TypeVar
 
 from . import Empty, Event, GreenThread, GreenThreadExit, SimpleQueue, current_thread
@@ -300,42 +301,66 @@ def shared_loop() -> asyncio.AbstractEventLoop:
     return _shared_loop().loop
 
 
-class _CoroCall:
-    """One `run_coroutine` call: its task, and the event its green thread waits on."""
+#: 3.12+: a task can run its first step at once, in the callback that makes it.
+_EAGER = sys.version_info >= (3, 12)
 
-    __slots__ = ("coro", "shared", "task", "error", "done")
+
+class _CoroCall:
+    """One `run_coroutine` call: its task, its outcome, and the event its caller waits on."""
+
+    __slots__ = ("coro", "shared", "task", "ok", "value", "done")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], shared: _SharedLoop) -> None:
         self.coro: Optional[Coroutine[Any, Any, Any]] = coro
         self.shared = shared
         self.task: Optional[asyncio.Task[Any]] = None
-        self.error: Optional[BaseException] = None
+        self.ok = False
+        #: The coroutine's result, or its exception (CancelledError if it was cancelled).
+        self.value: Any = None
         self.done = Event()
 
     def start(self) -> None:
-        """On the loop: make the task (a task factory may run its first step now)."""
+        """On the loop: make the task, which runs the coroutine and then wakes the caller."""
         coro, self.coro = self.coro, None
+        if coro is None:
+            return  # cancelled before it started
+        loop = self.shared.loop
         try:
-            task = self.task = self.shared.loop.create_task(coro)  # type: ignore[arg-type]
+            if _EAGER and loop.get_task_factory() is None:
+                # Its first step runs now: a coroutine that does not wait is done here,
+                # without another turn of the loop.
+                self.task = asyncio.Task(self._run(coro), loop=loop, eager_start=True)  # type: ignore[call-arg]
+            else:
+                self.task = loop.create_task(self._run(coro))
         except BaseException as exc:
-            self.error = exc
-            self._finished(None)
-            return
-        task.add_done_callback(self._finished)
+            coro.close()
+            self._end(False, exc)
 
-    def _finished(self, task: Optional[asyncio.Task[Any]]) -> None:
+    async def _run(self, coro: Coroutine[Any, Any, Any]) -> None:
+        # The caller is woken from inside the task's last step, not by a done callback
+        # (one loop iteration sooner). Whatever the coroutine raised is the caller's:
+        # the task itself ends normally, so asyncio logs nothing about it.
+        try:
+            value = await coro
+        except BaseException as exc:
+            self._end(False, exc)
+        else:
+            self._end(True, value)
+
+    def _end(self, ok: bool, value: Any) -> None:
+        self.ok = ok
+        self.value = value
         self.shared.end()
         self.done.set()
 
     def cancel(self) -> None:
-        """On the loop: cancel the task (it may not have been made yet: then never make it)."""
+        """On the loop: cancel the task (or, not made yet, never make it)."""
         if self.task is not None:
             self.task.cancel()
         elif self.coro is not None:
             self.coro.close()
             self.coro = None
-            self.error = TimeoutError("the coroutine was cancelled before it started")
-            self._finished(None)
+            self._end(False, asyncio.CancelledError())
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None) -> T:
@@ -373,19 +398,17 @@ def run_coroutine(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None)
         if not done.wait(timeout):
             _schedule(loop, shared.wake, call.cancel)
             done.wait()
-            if call.task is None or call.task.cancelled():
+            if not call.ok and isinstance(call.value, asyncio.CancelledError):
                 raise TimeoutError(f"the coroutine did not finish within {timeout} s; it was cancelled")
     except BaseException:
         if not done.is_set():  # killed, or a greensched.Timeout: the coroutine is not wanted
             _schedule(loop, shared.wake, call.cancel)
         raise
-    if call.error is not None:
-        raise call.error
-    task = call.task
-    assert task is not None
-    if task.cancelled():
-        raise concurrent.futures.CancelledError(f"the coroutine {task.get_name()} was cancelled")
-    return task.result()  # type: ignore[no-any-return]
+    if call.ok:
+        return call.value  # type: ignore[no-any-return]
+    if isinstance(call.value, asyncio.CancelledError):
+        raise concurrent.futures.CancelledError("the coroutine was cancelled")
+    raise call.value
 
 
 def _close_at_exit() -> None:

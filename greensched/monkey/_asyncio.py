@@ -200,15 +200,16 @@ class HubSelector(_HubSelectorBase):
         self._hub: Any = None
 
     def select(self, timeout: Optional[float] = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready: list[tuple[selectors.SelectorKey, int]] = super().select(0)
-        if ready or (timeout is not None and timeout <= 0):
-            self._poked = False
-            return ready
         if self._poked:  # woken while it was not parked: its caller has work to look at
             self._poked = False
-            return ready
+            return super().select(0)  # type: ignore[no-any-return]
+        if timeout is not None and timeout <= 0:
+            return super().select(0)  # type: ignore[no-any-return]
+        # Park first, look after: if an fd is ready, the hub's next poll (at once, or
+        # after the threads ready now) sees this selector's fd readable and wakes us.
+        # Looking first would cost a syscall on every wait.
         hub = self._hub = get_hub()
-        thread = self._sleeper = hub.current_thread_for_park()
+        self._sleeper = hub.current_thread_for_park()
         try:
             if _OSSelector is not None:
                 hub.wait_fd(self.fileno(), EVENT_READ, timeout, self)
@@ -219,12 +220,10 @@ class HubSelector(_HubSelectorBase):
                               if key.events & selectors.EVENT_WRITE], timeout)
         finally:
             self._sleeper = None
-            del thread
         if self._poked:
             self._poked = False
             return []  # the caller has callbacks to run; fds are looked at next time
-        ready = super().select(0)
-        return ready
+        return super().select(0)  # type: ignore[no-any-return]
 
     def wakeup(self) -> None:
         """Make a parked ``select()`` return now, or the next one not wait.

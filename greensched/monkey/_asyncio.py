@@ -319,8 +319,8 @@ def _replace_copies(theirs: dict[int, Any]) -> None:
     """
     for module in list(sys.modules.values()):
         namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict) or module is _events:
-            continue
+        if not isinstance(namespace, dict) or module is _events or namespace is globals():
+            continue  # (ours keeps the C current_task it wraps)
         for name, value in list(namespace.items()):
             replacement = theirs.get(id(value))
             if replacement is not None and replacement is not value and callable(value):

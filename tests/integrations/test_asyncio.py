@@ -418,3 +418,29 @@ def test_a_spinning_coroutine_holds_only_its_own_loops_green_thread() -> None:
         assert max(gaps) < 0.4, max(gaps)  # preempted every slice; not stalled for 0.5 s
         print("ok")
     """)
+
+
+def test_asyncio_subprocesses_in_green_threads_under_patch_all() -> None:
+    check("""
+        import greensched
+        greensched.patch_all()
+        import asyncio, sys, threading, time
+
+        async def main(i):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", f"import time; time.sleep(0.5); print({i})",
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            assert proc.returncode == 0
+            return int(out)
+        results = {}
+        def one(i):
+            results[i] = asyncio.run(main(i))
+        start = time.monotonic()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        assert results == {i: i for i in range(8)}
+        assert time.monotonic() - start < 3.5  # at once: one after another is over 4 s
+        print("ok")
+    """)

@@ -32,11 +32,10 @@ import atexit
 import concurrent.futures
 import contextvars
 import os
-import sys
 from typing import Any, Callable, Coroutine, Optional, TypeVar
 
-from . import Empty, Event, GreenThread, GreenThreadExit, SimpleQueue, current_thread
-from .monkey._asyncio import EventLoop, HubSelector, install, mark_root
+from . import Empty, GreenThread, GreenThreadExit, SimpleQueue, current_thread
+from .monkey._asyncio import EventLoop, HubSelector, Waiter, install, mark_root
 from .net.select import GreenSelector, GreenSelectSelector
 
 __all__ = ["to_green", "run_coroutine", "shared_loop", "EventLoop", "HubSelector"]
@@ -301,12 +300,8 @@ def shared_loop() -> asyncio.AbstractEventLoop:
     return _shared_loop().loop
 
 
-#: 3.12+: a task can run its first step at once, in the callback that makes it.
-_EAGER = sys.version_info >= (3, 12)
-
-
 class _CoroCall:
-    """One `run_coroutine` call: its task, its outcome, and the event its caller waits on."""
+    """One `run_coroutine` call: its task, its outcome, and what its caller parks on."""
 
     __slots__ = ("coro", "shared", "task", "ok", "value", "done")
 
@@ -317,21 +312,21 @@ class _CoroCall:
         self.ok = False
         #: The coroutine's result, or its exception (CancelledError if it was cancelled).
         self.value: Any = None
-        self.done = Event()
+        self.done = Waiter("run_coroutine()")
 
     def start(self) -> None:
-        """On the loop: make the task, which runs the coroutine and then wakes the caller."""
+        """Make the task, which runs the coroutine and then wakes the caller.
+
+        Called by the caller itself when the loop is in its plain state (no debug
+        checks, no task factory that could run the coroutine's first step right
+        here): making a task only schedules its first step, and the caller's
+        context variables are copied into it. Otherwise called on the loop.
+        """
         coro, self.coro = self.coro, None
         if coro is None:
             return  # cancelled before it started
-        loop = self.shared.loop
         try:
-            if _EAGER and loop.get_task_factory() is None:
-                # Its first step runs now: a coroutine that does not wait is done here,
-                # without another turn of the loop.
-                self.task = asyncio.Task(self._run(coro), loop=loop, eager_start=True)  # type: ignore[call-arg]
-            else:
-                self.task = loop.create_task(self._run(coro))
+            self.task = self.shared.loop.create_task(self._run(coro))
         except BaseException as exc:
             coro.close()
             self._end(False, exc)
@@ -374,8 +369,9 @@ def run_coroutine(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None)
     killed or interrupted (`greensched.Timeout`) while it waits, the coroutine is
     cancelled and the exception goes on.
 
-    Call it from green code, not from a coroutine on the shared loop (that would wait
-    for itself): there, ``await`` the coroutine.
+    The task gets a copy of the caller's context variables, as `to_green`'s call gets
+    the awaiting task's. Call it from green code, not from a coroutine on the shared
+    loop (that would wait for itself): there, ``await`` the coroutine.
     """
     if not asyncio.iscoroutine(coro):
         raise TypeError(
@@ -392,7 +388,11 @@ def run_coroutine(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None)
         )
     call = _CoroCall(coro, shared)
     shared.begin()
-    _schedule(loop, shared.wake, call.start)
+    if loop.get_debug() or loop.get_task_factory() is not None:
+        _schedule(loop, shared.wake, call.start)
+    else:
+        call.start()
+        shared.wake()
     done = call.done
     try:
         if not done.wait(timeout):

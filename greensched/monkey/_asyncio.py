@@ -55,7 +55,7 @@ from .._core._preempt import mark_root
 from ..local import local as _green_local
 from ._registry import original, patch_attr
 
-__all__ = ["install", "installed", "HubSelector", "EventLoop"]
+__all__ = ["install", "installed", "HubSelector", "EventLoop", "Waiter"]
 
 # Re-exported for greensched.asyncio, whose thread bodies run user code (see _preempt).
 mark_root = mark_root
@@ -265,6 +265,45 @@ _loop_init: Callable[..., None] = _selector_events.BaseSelectorEventLoop.__init_
 def _loop_init_green(self: Any, selector: Optional[selectors.BaseSelector] = None) -> None:
     """``BaseSelectorEventLoop.__init__``: a loop given no selector gets a `HubSelector`."""
     _loop_init(self, selector if selector is not None else HubSelector())
+
+
+class Waiter:
+    """One green thread waits (`wait`) until another of its OS thread calls `set`.
+
+    A one-shot `greensched.Event` for a single waiter, without its wait queue: what
+    ``greensched.asyncio.run_coroutine`` parks on, once per call.
+    """
+
+    __slots__ = ("_hub", "_thread", "_seq", "_flag", "_reason")
+
+    def __init__(self, reason: str) -> None:
+        self._hub = get_hub()
+        self._thread: Any = None
+        self._seq = 0
+        self._flag = False
+        self._reason = reason  # what the deadlock report and dump_stacks() show
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Park until `set` (True) or ``timeout`` seconds pass (False)."""
+        if self._flag:
+            return True
+        hub = self._hub
+        thread = self._thread = hub.current_thread_for_park()
+        self._seq = thread._park_seq + 1  # the number `park` gives this park
+        try:
+            hub.park(self._reason, timeout, thread)
+        finally:
+            self._thread = None
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        thread = self._thread
+        if thread is not None:
+            self._hub.unpark(thread, self._seq)
 
 
 # -- installing ------------------------------------------------------------------------------

@@ -314,6 +314,15 @@ def test_run_coroutine_returns_raises_times_out_and_cancels() -> None:
                 log.append("cancelled")
 
         assert gasyncio.run_coroutine(add(1, 2)) == 3
+        import contextvars
+        user = contextvars.ContextVar("user")
+        async def whoami():
+            return user.get()
+        def as_user(name):
+            user.set(name)
+            return gasyncio.run_coroutine(whoami())
+        callers = [greensched.spawn(as_user, n) for n in ("ann", "bob")]
+        assert [c.result() for c in callers] == ["ann", "bob"]  # each caller's context
         try:
             gasyncio.run_coroutine(fails())
         except ValueError as exc:

@@ -76,9 +76,11 @@ def test_only_the_runner_imports_the_monkey_layer() -> None:
     """Patches sit on top: nothing below them (core, public objects, net) imports them.
 
     The package's ``__init__`` re-exports ``patch_all`` (which imports each patch
-    module only when it is asked for), and the runner uses it.
+    module only when it is asked for), and the runner uses it. Integrations sit
+    above the patches: ``greensched.asyncio`` installs the asyncio patch on import.
     """
+    above = ("greensched.__main__", "greensched.__init__", "greensched.asyncio")
     for name, imported in modules().items():
-        if name.startswith("greensched.monkey") or name in ("greensched.__main__", "greensched.__init__"):
+        if name.startswith("greensched.monkey") or name in above:
             continue
         assert not any(m.startswith("greensched.monkey") for m in imported), name

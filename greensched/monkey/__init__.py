@@ -26,6 +26,8 @@ What each switch replaces (each green module declares it in ``__implements__``):
 ``drivers`` psycopg2's wait callback and psycopg 3's ``psycopg.waiting.wait``/
             ``wait_conn``, which park on the connection's fd (at once if imported,
             else when imported); see docs/drivers.md
+``asyncio`` the running loop and the policy's current loop, per green thread;
+            loops whose waits park their green thread (docs/asyncio.md)
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
@@ -63,6 +65,7 @@ def patch_all(
     ssl: bool = True,
     signal: bool = True,
     drivers: bool = True,
+    asyncio: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
@@ -74,7 +77,7 @@ def patch_all(
     global _first_call
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
                "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal,
-               "drivers": drivers}
+               "drivers": drivers, "asyncio": asyncio}
     if _first_call is not None:
         if choices != _first_call:
             changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
@@ -130,6 +133,16 @@ def patch_all(
         from . import _psycopg
 
         _psycopg.patch()
+    if asyncio:
+        from ._postimport import when_imported
+
+        when_imported("asyncio", _install_asyncio)  # not before asyncio is (20 ms of import)
+
+
+def _install_asyncio() -> None:
+    from . import _asyncio
+
+    _asyncio.install()
 
 
 def _warn_if_late(choices: dict[str, bool]) -> None:

@@ -175,7 +175,7 @@ _QUERY_STATUSES = (1, 2, 5)
 
 
 def _install_psycopg2(module: ModuleType) -> None:
-    extensions = sys.modules.get("psycopg2.extensions") or getattr(module, "extensions", None)
+    extensions: Any = sys.modules.get("psycopg2.extensions") or getattr(module, "extensions", None)
     setter = getattr(extensions, "set_wait_callback", None)
     if setter is None:
         raise RuntimeError("psycopg2.extensions.set_wait_callback is missing (psycopg2 < 2.2?)")
@@ -304,7 +304,7 @@ def _install_psycopg(module: ModuleType) -> None:
     """Replace ``psycopg.waiting.wait``/``wait_conn`` (checked on psycopg 3.2.13 and 3.3.9)."""
     import inspect
 
-    waiting = sys.modules.get("psycopg.waiting") or importlib_import("psycopg.waiting")
+    waiting = sys.modules.get("psycopg.waiting") or _import_module("psycopg.waiting")
     replacements: dict[str, Callable[..., Any]] = {"wait": wait, "wait_conn": wait_conn}
     for name, accepted in _PSYCOPG_SIGNATURES.items():
         # wait_selector is the reference implementation of `wait`'s contract.
@@ -328,7 +328,7 @@ def _install_psycopg(module: ModuleType) -> None:
     mark_module("psycopg")
 
 
-def importlib_import(name: str) -> ModuleType:
+def _import_module(name: str) -> ModuleType:
     import importlib
 
     return importlib.import_module(name)

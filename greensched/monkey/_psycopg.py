@@ -55,6 +55,9 @@ from ._registry import mark_module, patch_attr
 
 __all__ = ["patch", "wait_callback", "wait", "wait_conn", "CANCEL_GRACE"]
 
+#: What is replaced in ``psycopg.waiting`` (psycopg2 gets a callback, no attribute).
+__implements__ = ["wait", "wait_conn"]
+
 #: Seconds to wait for a cancelled psycopg2 query to end before letting the exception go on.
 CANCEL_GRACE = 5.0
 

@@ -60,6 +60,11 @@ SIZES: dict[str, Sizes] = {
                       {"connections": 50, "messages": 10, "size": 4096, "warmup": 2},
                       {"connections": 50, "messages": 60, "size": 4096, "warmup": 2},
                       lambda p: p["connections"] * p["messages"]),
+    # The PostgreSQL ones need BENCH_PG_URL (a server of your own: the client's work is counted).
+    **{f"pg_{driver}": Sizes("round trip", {"threads": 10, "queries": 50, "warmup": 5},
+                             {"threads": 10, "queries": 300, "warmup": 5},
+                             lambda p: p["threads"] * p["queries"])
+       for driver in ("psycopg2", "psycopg", "pg8000")},
 }
 
 RUNTIMES = ("greensched", "gevent", "eventlet", "asyncio", "uvloop")
@@ -104,6 +109,8 @@ def main(argv: list[str]) -> int:
     for name in workloads:
         if name not in SIZES:
             parser.error(f"unknown workload {name!r}; known: {', '.join(SIZES)}")
+    if any(w.startswith("pg_") for w in workloads) and not os.environ.get("BENCH_PG_URL"):
+        parser.error("the pg_* workloads need BENCH_PG_URL=postgresql://... (a running server)")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
     print("| workload | unit | " + " | ".join(chosen) + " |")

@@ -51,7 +51,7 @@ class Queue:
 
     # As the stdlib's: ``queue.Queue[int]`` in annotations and ``class Jobs(Queue[T])``
     # (psycopg's pool subclasses it so) work after patch_all() replaced the class.
-    __class_getitem__ = classmethod(types.GenericAlias)
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = maxsize
@@ -189,7 +189,7 @@ class PriorityQueue(_ListQueue):
 class SimpleQueue:
     """A green `queue.SimpleQueue`: unbounded FIFO without task tracking."""
 
-    __class_getitem__ = classmethod(types.GenericAlias)  # as the stdlib's (see Queue)
+    __class_getitem__: Any = classmethod(types.GenericAlias)  # as the stdlib's (see Queue)
 
     def __init__(self) -> None:
         self._queue: deque[Any] = deque()

@@ -55,6 +55,9 @@ from ._registry import mark_module, patch_attr
 
 __all__ = ["patch", "wait_callback", "wait", "wait_conn", "CANCEL_GRACE"]
 
+#: What is replaced in ``psycopg.waiting`` (psycopg2 gets a callback, no attribute).
+__implements__ = ["wait", "wait_conn"]
+
 #: Seconds to wait for a cancelled psycopg2 query to end before letting the exception go on.
 CANCEL_GRACE = 5.0
 
@@ -106,14 +109,20 @@ class _LibpqSocket:
 
     libpq closes its socket without telling us, so the netpoller's check for a file
     closed behind its back applies: this owner lives exactly as long as the
-    connection (a weak-keyed dict holds it), and its ``fileno()`` fails once the
-    connection is closed; either way the stale registration is dropped.
+    connection (`_owners` holds it until the connection is collected), and its
+    ``fileno()`` fails once the connection is closed; either way the stale
+    registration is dropped.
     """
 
     __slots__ = ("_conn", "__weakref__")
 
     def __init__(self, conn: Any) -> None:
-        self._conn = weakref.ref(conn)
+        key, me = id(conn), weakref.ref(self)
+
+        def forget(_ref: Any) -> None:
+            if _owners.get(key) is me():
+                del _owners[key]
+        self._conn = weakref.ref(conn, forget)
 
     def fileno(self) -> int:
         conn = self._conn()
@@ -122,31 +131,38 @@ class _LibpqSocket:
         return conn.fileno()  # type: ignore[no-any-return]
 
 
-_owners: "weakref.WeakKeyDictionary[Any, _LibpqSocket]" = weakref.WeakKeyDictionary()
+#: id(connection) -> its owner. Not a WeakKeyDictionary: its lookups make a weak
+#: reference each time, and this one is made on every wait of every query.
+_owners: dict[int, _LibpqSocket] = {}
 
 
 def _owner(conn: Any) -> Optional[_LibpqSocket]:
     """The connection's `_LibpqSocket` once it is connected (libpq may try several
     sockets while connecting: no registration is kept for those)."""
-    owner = _owners.get(conn)
-    if owner is None:
-        if conn.status not in _QUERY_STATUSES:
-            return None
-        try:
-            owner = _owners[conn] = _LibpqSocket(conn)
-        except TypeError:  # not weakly referenceable: wait without keeping the registration
-            return None
+    owner = _owners.get(id(conn))
+    if owner is not None and owner._conn() is conn:
+        return owner
+    if conn.status not in _QUERY_STATUSES:
+        return None
+    try:
+        owner = _LibpqSocket(conn)
+    except TypeError:  # not weakly referenceable: wait without keeping the registration
+        return None
+    _owners[id(conn)] = owner
     return owner
 
 
 def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
     """Cancel the running query and read until the server says it ended, within `CANCEL_GRACE`.
 
-    Errors are swallowed: the exception that interrupted the wait is the one to raise.
-    psycopg2 closes the connection when its callback raises (``green_panic`` in its
-    green.c), so libpq's state needs no repair: what matters is that the server
-    stops the query, which it would otherwise run to its end.
+    Errors are swallowed (the server's cancellation error, a broken link): the
+    exception that interrupted the wait is the one to raise. A new interruption
+    while draining (an outer `Timeout`, a kill, Ctrl-C) is raised at once instead:
+    it must not be lost. psycopg2 closes the connection when its callback raises
+    (``green_panic`` in its green.c), so libpq's state needs no repair: what matters
+    is that the server stops the query, which it would otherwise run to its end.
     """
+    hub = get_hub()
     try:
         if conn.closed or conn.status not in _QUERY_STATUSES:
             return  # still connecting (nothing to cancel), or gone
@@ -164,9 +180,11 @@ def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
             state = conn.poll()
             if state == poll_ok:
                 return
-            wait = wait_readable if state == poll_read else wait_writable
-            wait(conn.fileno(), max(0.001, min(next_cancel, deadline) - monotonic()))
-    except BaseException:  # the cancellation error itself, a broken link, or interrupted again
+            wait = hub.wait_readable if state == poll_read else hub.wait_writable
+            wait(conn.fileno(), max(0.001, min(next_cancel, deadline) - monotonic()), _owner(conn))
+    except BaseException as exc:
+        if isinstance(exc, TimeoutExpired) or not isinstance(exc, Exception):
+            raise  # interrupted again: that one goes on
         return
 
 
@@ -175,7 +193,7 @@ _QUERY_STATUSES = (1, 2, 5)
 
 
 def _install_psycopg2(module: ModuleType) -> None:
-    extensions = sys.modules.get("psycopg2.extensions") or getattr(module, "extensions", None)
+    extensions: Any = sys.modules.get("psycopg2.extensions") or getattr(module, "extensions", None)
     setter = getattr(extensions, "set_wait_callback", None)
     if setter is None:
         raise RuntimeError("psycopg2.extensions.set_wait_callback is missing (psycopg2 < 2.2?)")
@@ -304,7 +322,7 @@ def _install_psycopg(module: ModuleType) -> None:
     """Replace ``psycopg.waiting.wait``/``wait_conn`` (checked on psycopg 3.2.13 and 3.3.9)."""
     import inspect
 
-    waiting = sys.modules.get("psycopg.waiting") or importlib_import("psycopg.waiting")
+    waiting = sys.modules.get("psycopg.waiting") or _import_module("psycopg.waiting")
     replacements: dict[str, Callable[..., Any]] = {"wait": wait, "wait_conn": wait_conn}
     for name, accepted in _PSYCOPG_SIGNATURES.items():
         # wait_selector is the reference implementation of `wait`'s contract.
@@ -328,7 +346,7 @@ def _install_psycopg(module: ModuleType) -> None:
     mark_module("psycopg")
 
 
-def importlib_import(name: str) -> ModuleType:
+def _import_module(name: str) -> ModuleType:
     import importlib
 
     return importlib.import_module(name)

@@ -86,7 +86,8 @@ def is_module_patched(name: str) -> bool:
     ``"psycopg.waiting"``). Never imports anything.
     """
     name = _ALIASES.get(name, name)
-    return name in _marked or is_patched(name)
+    prefix = name + "."  # a class or submodule patched inside it counts: "ssl.SSLContext"
+    return name in _marked or any(owner == name or owner.startswith(prefix) for owner, _ in _originals)
 
 
 def patched_names(module_name: str) -> list[str]:

@@ -157,7 +157,8 @@ def measure(driver: str, servers: dict[str, Any], threads: int, seconds: float) 
     if close is not None:
         close()
     return {"driver": driver, "threads": threads, "seconds": seconds, "elapsed": elapsed,
-            "max_gap": ticker.max_gap, "raw_max_gap": ticker.raw_max_gap, "errors": errors[:5], "results": sorted(set(map(repr, results)))}
+            "max_gap": ticker.max_gap, "raw_max_gap": ticker.raw_max_gap, "errors": errors[:5],
+            "results": sorted(set(map(repr, results)))}
 
 
 def main(argv: list[str]) -> None:

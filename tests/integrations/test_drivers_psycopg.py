@@ -17,8 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.servers.real import Server
 from tests.util import REPO
 
@@ -62,7 +60,8 @@ def ok(proc: subprocess.CompletedProcess[str]) -> str:
 # -- psycopg2 ----------------------------------------------------------------------------------
 
 
-def test_psycopg2_connect_execute_fetch_notify_park_and_copy_is_refused(tmp_path: Path, postgres_server: Server) -> None:
+def test_psycopg2_connect_execute_fetch_notify_park_and_copy_is_refused(tmp_path: Path,
+                                                                        postgres_server: Server) -> None:
     ok(run_child(tmp_path, postgres_server, """
         import psycopg2, psycopg2.extensions, select
         from greensched.monkey import is_module_patched

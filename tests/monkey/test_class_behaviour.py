@@ -32,7 +32,8 @@ NAME_EXCEPTIONS = {
     ("threading", "_DummyThread"): "a subclass of the original (_GreenDummyThread), installed under its name",
     ("selectors", "DefaultSelector"): "the original is an alias of EpollSelector; ours polls green",
     ("selectors", "PollSelector"): "one green selector class serves PollSelector and DefaultSelector",
-    ("selectors", "SelectSelector"): "GreenSelectSelector: SelectSelector's rules (no regular files) over the green poller",
+    ("selectors", "SelectSelector"): "GreenSelectSelector: SelectSelector's rules (no regular files) "
+                                     "over the green poller",
     # 3.13+: threading's copies of the thread-handle machinery
     ("threading", "_ThreadHandle"): "greensched's ThreadHandle class, installed under threading's private name",
     ("threading", "_make_thread_handle"): "make_thread_handle, installed under threading's private name",

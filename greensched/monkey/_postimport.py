@@ -63,10 +63,12 @@ class _Loader(importlib.abc.Loader):
         return self.loader.create_module(spec)  # type: ignore[no-any-return]
 
     def exec_module(self, module: types.ModuleType) -> None:
-        self.loader.exec_module(module)
-        module.__loader__ = self.loader  # as if we were never there (importlib.resources...)
+        # The module sees its own loader while its body runs (importlib.resources and
+        # friends ask for it), as if we were never there.
+        module.__loader__ = self.loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
         for patch in self.patches:
             patch()
 

@@ -15,8 +15,8 @@ hook instead, and this module installs it:
   ``wait_c``, because ``waiting._is_select_patched()`` only recognises gevent. We
   replace both functions with `wait` and `wait_conn` below, which park on the fd.
 
-`patch` installs them at once for a driver already imported, and otherwise from a
-small import hook that removes itself once every driver it waits for is in.
+`patch` installs them at once for a driver already imported, and otherwise right
+after the driver's package is imported (`_postimport.when_imported`).
 ``patch_all(drivers=False)`` leaves both drivers alone.
 
 A `Timeout` or a kill during a query must not leave the connection busy with a
@@ -37,20 +37,20 @@ progress"), nor leave the query running on the server:
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
+import functools
 import os
 import sys
 import warnings
 import weakref
 from time import monotonic
 from types import ModuleType
-from typing import Any, Callable, Generator, Optional, Sequence
+from typing import Any, Callable, Generator, Optional
 
 from .._core._errors import GreenThreadExit
 from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
 from ..scheduler import wait_fds, wait_readable, wait_writable
 from ..timeout import TimeoutExpired
+from ._postimport import when_imported
 from ._registry import mark_module, patch_attr
 
 __all__ = ["patch", "wait_callback", "wait", "wait_conn", "CANCEL_GRACE"]
@@ -360,79 +360,17 @@ _INSTALLERS: dict[str, Callable[[ModuleType], None]] = {
 }
 
 
-def _install(name: str, module: ModuleType) -> None:
+def _install(name: str) -> None:
     """Run one driver's installer; a failure warns (the driver then waits in C), never raises."""
     try:
-        _INSTALLERS[name](module)
+        _INSTALLERS[name](sys.modules[name])
     except Exception as exc:
         warnings.warn(f"greensched could not make {name} green ({exc}); its queries will block "
                       f"every green thread. Run them with greensched.to_thread(), or report this "
                       f"with your {name} version.", RuntimeWarning, stacklevel=2)
 
 
-class _ImportHook(importlib.abc.MetaPathFinder):
-    """Installs a driver's hook right after the driver's package is imported, then leaves.
-
-    It finds the real spec with the finders after it and wraps only its loader's
-    ``exec_module``; the module gets its own loader back before the hook runs.
-    """
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.pending = set(names)
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname not in self.pending:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _InstallingLoader(spec.loader, self, fullname)
-        return spec
-
-    def done(self, fullname: str) -> None:
-        self.pending.discard(fullname)
-        if not self.pending and self in sys.meta_path:
-            sys.meta_path.remove(self)
-
-
-class _InstallingLoader(importlib.abc.Loader):
-    """A loader's stand-in for one import: run it, give the module its loader back, install."""
-
-    def __init__(self, loader: Any, hook: _ImportHook, fullname: str) -> None:
-        self._loader = loader
-        self._hook = hook
-        self._fullname = fullname
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[ModuleType]:
-        return self._loader.create_module(spec)  # type: ignore[no-any-return]
-
-    def exec_module(self, module: ModuleType) -> None:
-        spec = module.__spec__
-        if spec is not None:
-            spec.loader = self._loader
-        module.__loader__ = self._loader
-        self._loader.exec_module(module)
-        self._hook.done(self._fullname)
-        _install(self._fullname, module)
-
-    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package...
-        return getattr(self._loader, name)
-
-
 def patch() -> None:
     """Make psycopg2 and psycopg 3 green: now if imported, otherwise when they are."""
-    pending = []
     for name in _INSTALLERS:
-        module = sys.modules.get(name)
-        if module is not None:
-            _install(name, module)
-        else:
-            pending.append(name)
-    if pending:
-        sys.meta_path.insert(0, _ImportHook(pending))
+        when_imported(name, functools.partial(_install, name))

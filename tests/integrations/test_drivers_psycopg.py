@@ -179,20 +179,24 @@ def test_psycopg2_imported_before_patch_all_gets_the_callback(tmp_path: Path, po
         from greensched.monkey import _psycopg
         assert psycopg2.extensions.get_wait_callback() is _psycopg.wait_callback
         # Only psycopg 3, not yet imported, is left for the import hook.
-        assert [f.pending for f in sys.meta_path if type(f).__name__ == "_ImportHook"] == [{"psycopg"}]
+        from greensched.monkey._postimport import _finder
+        assert "psycopg" in _finder.hooks and "psycopg2" not in _finder.hooks
         print("ok")
         """))
 
 
-def test_the_import_hook_leaves_once_both_drivers_are_in(tmp_path: Path, postgres_server: Server) -> None:
+def test_the_import_hook_leaves_once_every_awaited_module_is_in(tmp_path: Path, postgres_server: Server) -> None:
     ok(run_child(tmp_path, postgres_server, """
-        hooks = lambda: [f for f in sys.meta_path if type(f).__name__ == "_ImportHook"]
-        assert len(hooks()) == 1 and hooks()[0].pending == {"psycopg", "psycopg2"}
+        from greensched.monkey._postimport import _finder
+        drivers = lambda: {"psycopg", "psycopg2"} & set(_finder.hooks)
+        assert drivers() == {"psycopg", "psycopg2"} and _finder in sys.meta_path
         import psycopg2
-        assert hooks()[0].pending == {"psycopg"}
+        assert drivers() == {"psycopg"}
         assert psycopg2.__loader__.__class__.__name__ == "SourceFileLoader"   # its own loader back
         import psycopg
-        assert hooks() == []
+        assert drivers() == set()
+        import asyncio   # the other patch that waits for an import (patch_all(asyncio=True))
+        assert _finder not in sys.meta_path     # nothing left to wait for: the finder is gone
         from greensched.monkey import is_module_patched
         assert is_module_patched("psycopg") and is_module_patched("psycopg.waiting")
         print("ok")

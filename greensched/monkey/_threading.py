@@ -255,8 +255,10 @@ class _DummyRemover:
         self._dummy = dummy
 
     def __del__(self) -> None:
-        active = _stdlib_threading._active  # a plain dict: no lock needed for one pop
-        if active.get(self._ident) is self._dummy:
+        # At interpreter exit, module globals may already be None when the last
+        # green locals are dropped: then there is nothing left to tidy.
+        active = getattr(_stdlib_threading, "_active", None)  # a plain dict: one pop needs no lock
+        if active is not None and active.get(self._ident) is self._dummy:
             active.pop(self._ident, None)
 
 

@@ -265,3 +265,24 @@ print(len(names), len(set(names)) == 300, len(threading._active) - before)
 """
     )
     assert out == ["300 True 0"], out
+
+
+def test_daemon_threads_that_asked_current_thread_exit_quietly() -> None:
+    """Their `_DummyThread` tidiers run after module teardown at exit: no 'Exception ignored'."""
+    proc = run_python("""
+        import greensched
+        greensched.patch_all()
+        import threading
+
+        def work():
+            threading.current_thread()     # registers a _DummyThread, tidied when the thread goes
+            greensched.sleep(10)
+
+        threads = [greensched.GreenThread(work, daemon=True).start() for _ in range(3)]
+        greensched.sleep(0.05)
+        assert all(t.state == "PARKED" for t in threads)
+        print("exiting")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "exiting"
+    assert "Exception ignored" not in proc.stderr, proc.stderr

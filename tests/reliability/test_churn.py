@@ -61,14 +61,16 @@ def handle(conn):
             try:
                 tail = conn.recv(1)  # the client closes (EOF) or aborts (reset)
             except ConnectionResetError:
-                server_stats["resets"] += 1
+                with greensched.no_preempt():
+                    server_stats["resets"] += 1
                 return
             if tail:
                 server_stats["errors"].append(f"unexpected {{tail!r}}")
     except Exception as exc:
         server_stats["errors"].append(repr(exc))
     finally:
-        server_stats["handled"] += 1
+        with greensched.no_preempt():
+            server_stats["handled"] += 1
 
 before = counts()
 listener = gsocket.create_server(("127.0.0.1", 0), backlog=1024)
@@ -83,7 +85,7 @@ def serve():
         greensched.spawn(handle, conn)
 
 acceptor = greensched.spawn(serve)
-next_index = 0
+indices = iter(range(TOTAL))
 done = 0
 client_errors = []
 peak = {{"fds": 0, "threads": 0}}
@@ -104,15 +106,16 @@ def one(i):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 def worker():
-    global next_index, done
-    while next_index < TOTAL:
-        i = next_index
-        next_index += 1
+    # The bookkeeping must survive preemption too: `next()` on a shared iterator is one
+    # C call (atomic between green threads), `x += 1` on a global is not.
+    global done
+    for i in indices:
         try:
             one(i)
         except Exception as exc:
             client_errors.append(f"{{i}}: {{exc!r}}")
-        done += 1
+        with greensched.no_preempt():
+            done += 1
         if done == warm_at:
             warm.set()
         if i % 97 == 0:
@@ -247,11 +250,14 @@ def one(i):
             sock.sendall(struct.pack("!I", len(payload)) + payload)
             if recv_exact(sock, len(payload)) != payload:
                 outcome["other"].append(f"{{i}}: echo differs")
-        outcome["ok"] += 1
+        with greensched.no_preempt():
+            outcome["ok"] += 1
     except (EOFError, ConnectionError):
-        outcome["peer_gone"] += 1  # its server handler was killed
+        with greensched.no_preempt():
+            outcome["peer_gone"] += 1  # its server handler was killed
     except greensched.GreenThreadExit:
-        outcome["killed"] += 1
+        with greensched.no_preempt():
+            outcome["killed"] += 1
         raise
     except Exception as exc:
         outcome["other"].append(f"{{i}}: {{exc!r}}")

@@ -163,6 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 def _launcher_frame(frame: types.FrameType) -> bool:
+    """Is ``frame`` this module's or runpy's (above the program in a traceback)?"""
     return frame.f_globals is globals() or frame.f_globals.get("__name__") == "runpy"
 
 

@@ -117,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
+    if args.slice_ms is not None and not 0 < args.slice_ms < 3_600_000:
+        # Checked here so the error names the flag typed, not set_preemption's slice_ms.
+        parser.error(f"--slice-ms {args.slice_ms:g}: give the slice as a positive number of "
+                     f"milliseconds below one hour, e.g. --slice-ms 5 (--no-preempt turns "
+                     f"preemption off)")
 
     try:
         greensched.set_preemption(enabled=not args.no_preempt, slice_ms=args.slice_ms)

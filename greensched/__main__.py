@@ -149,7 +149,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         _check_module(program.what)
     elif program.kind == "path":
         _check_path(program.what)
-    _run(program)
+    try:
+        _run(program)
+    except Exception as exc:  # SystemExit and KeyboardInterrupt go on as python's do
+        # As python does: the hook prints the traceback, the status is 1. The frames of
+        # this launcher and of runpy are left out: the traceback starts at the program.
+        tb = exc.__traceback__
+        while tb is not None and _launcher_frame(tb.tb_frame):
+            tb = tb.tb_next
+        # The hook prints exc.__traceback__ when it has one, whatever tb it is given.
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        sys.exit(1)
+
+
+def _launcher_frame(frame: types.FrameType) -> bool:
+    """Is ``frame`` this module's or runpy's (above the program in a traceback)?"""
+    return frame.f_globals is globals() or frame.f_globals.get("__name__") == "runpy"
 
 
 def _cannot_run(message: str) -> NoReturn:

@@ -255,3 +255,14 @@ def test_every_example_has_help_and_a_docstring() -> None:
         if path.name == "crawler.py" and importlib.util.find_spec("requests") is None:
             continue
         assert proc.returncode == 0 and "usage:" in proc.stdout, f"{path.name}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("name", ["send_to_server.py", "fairness.py"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan"])
+def test_a_bad_slice_ms_names_the_flag(name: str, value: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--slice-ms", value, "--seconds", "1"], cwd=REPO,
+        env=example_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--slice-ms" in proc.stderr and "slice_ms=" not in proc.stderr, proc.stderr

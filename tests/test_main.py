@@ -173,7 +173,13 @@ def test_exit_status_is_the_programs(work: Path, code: str, status: int) -> None
     for proc in both(["ends.py"], work):
         assert proc.returncode == status, proc.stderr
     plain, green = both(["ends.py"], work)
-    assert plain.stderr.strip().splitlines()[-1:] == green.stderr.strip().splitlines()[-1:]
+    assert green.stderr == plain.stderr  # the traceback starts at the program, as python's does
+
+
+def test_a_syntax_error_in_dash_c_reads_as_pythons(work: Path) -> None:
+    plain, green = both(["-c", "x = ("], work)
+    assert green.returncode == plain.returncode == 1
+    assert green.stderr == plain.stderr
 
 
 def _message(proc: subprocess.CompletedProcess[str]) -> str:

@@ -51,12 +51,16 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with the wheel (and greenlet) installed; its python."""
     env_dir = tmp_path_factory.mktemp("venv")
-    # Without pip of its own (ensurepip is slow); this interpreter's pip installs into it.
-    venv.create(env_dir, with_pip=False)
-    python = env_dir / "bin" / "python"
     (wheel,) = dist.glob("greensched-*.whl")
-    check([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-           "--disable-pip-version-check", str(wheel)], cwd=env_dir)
+    # Without pip of its own (ensurepip takes seconds): this interpreter's pip installs
+    # into it with --python (pip 22.3+); an older pip gets the venv its own pip.
+    import pip
+
+    own_pip = tuple(int(p) for p in pip.__version__.split(".")[:2]) < (22, 3)
+    venv.create(env_dir, with_pip=own_pip)
+    python = env_dir / "bin" / "python"
+    installer = [str(python), "-m", "pip"] if own_pip else [sys.executable, "-m", "pip", "--python", str(python)]
+    check([*installer, "install", "-q", "--disable-pip-version-check", str(wheel)], cwd=env_dir)
     return python
 
 

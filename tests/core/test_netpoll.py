@@ -373,6 +373,11 @@ def test_a_watcher_and_an_owners_waiter_share_one_fd(pair: Any) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+# 3.12+ warns that fork() in a multi-threaded process may deadlock the child. This test
+# process has OS threads on purpose: pytest-timeout's timer (its thread method; SIGALRM is
+# the scheduler's) and to_thread workers from earlier tests. The child takes none of
+# their locks: it uses its own hub and leaves with os._exit().
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_gets_a_fresh_netpoller_and_the_parent_keeps_its_own(pair: Any) -> None:
     a, b = pair
     owner = Owner(a.fileno())

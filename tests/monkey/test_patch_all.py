@@ -150,7 +150,10 @@ print(f"{elapsed:.3f}")
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert float(proc.stdout.strip()) < 1.0  # serially: 50 s
+    # Concurrently: 0.5 s of waiting plus the clients' own CPU (requests spends a few ms
+    # per call: ~0.4 s for 100), which the machine's load stretches; a loaded 3.13 CI run
+    # took 1.01 s. Serially it would take 50 s: 5 s still proves the fetches overlap.
+    assert float(proc.stdout.strip()) < 5.0
 
 
 def test_python_dash_m_greensched_runs_a_script_with_its_argv(tmp_path: Path) -> None:

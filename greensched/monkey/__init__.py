@@ -23,6 +23,8 @@ What each switch replaces (each green module declares it in ``__implements__``):
             selector ``communicate`` uses
 ``signal``  ``signal.signal``/``getsignal``: an exception a handler raises goes to
             the main green thread, as it does with OS threads
+``multiprocessing`` ``Connection`` reads/writes, ``connection.wait``, the
+            process-shared locks' acquire (docs/multiprocessing.md)
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
@@ -58,6 +60,7 @@ def patch_all(
     subprocess: bool = True,
     ssl: bool = True,
     signal: bool = True,
+    multiprocessing: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
@@ -68,7 +71,8 @@ def patch_all(
     """
     global _first_call
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
-               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal}
+               "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal,
+               "multiprocessing": multiprocessing}
     if _first_call is not None:
         if choices != _first_call:
             changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
@@ -120,6 +124,10 @@ def patch_all(
         from . import _signal
 
         _signal.patch()
+    if multiprocessing:
+        from . import _multiprocessing
+
+        _multiprocessing.patch(selectors=selectors)
 
 
 def _warn_if_late(choices: dict[str, bool]) -> None:

@@ -359,7 +359,11 @@ class Preemptor:
             self._retries = 0  # a timer tick: a fresh budget of retries
         if thread._held_exc is not None:
             self._raise_held_back(thread, frame)
-        if self._want_at != hub.switches:  # no request yet for this run of the thread
+        if self._want_at != hub.switches and self._forced:
+            self._forced = False  # request_switch (tests): whatever the slice says
+            self._want_at = hub.switches
+            self.requests += 1
+        elif self._want_at != hub.switches:  # no request yet for this run of the thread
             if len(hub._threads) < 2 and not len(hub._timers) and thread._held_exc is None:
                 self.disarm()  # alone: nothing to share the CPU with
                 return None
@@ -408,6 +412,21 @@ class Preemptor:
         if self._retries > _MAX_RETRIES:
             return None  # a long straight run of C calls: wait for the next tick
         return _RETRY
+
+    def request_switch(self) -> None:
+        """Test-only (the schedule fuzzer): preempt at the next safe point, whatever the slice.
+
+        Trips SIGALRM through a pending call, so the real handler runs at the next
+        check of the calling code and decides as at any tick: switch at a safe
+        point, retry elsewhere. The trip fires at the caller's own next check, so
+        call it last (a trace function: then ``return`` its tracer).
+        """
+        if _add_pending is None:
+            raise RuntimeError("request_switch needs ctypes.pythonapi (CPython)")
+        if not self._installed:
+            self._install()
+        self._forced = True
+        _add_pending(_TRIP, signal.SIGALRM)
 
     def _timer_due(self, now: float) -> bool:
         # peek_deadline, never next_deadline: the latter pops cancelled entries, and

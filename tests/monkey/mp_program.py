@@ -180,9 +180,18 @@ def manager_scenario(ctx):
         check(mq.get(timeout=10) == "x", "manager queue")
 
 
+def executor_scenario(ctx):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=ctx) as executor:
+        check(list(executor.map(square, range(10))) == [x * x for x in range(10)], "executor map")
+        check(executor.submit(add, 1, 2).result(timeout=30) == 3, "executor submit")
+
+
 if __name__ == "__main__":
     method, scenario = sys.argv[1], sys.argv[2]
     ctx = multiprocessing.get_context(method)
     began = time.monotonic()
-    {"pool": pool_scenario, "queue": queue_scenario, "manager": manager_scenario}[scenario](ctx)
+    {"pool": pool_scenario, "queue": queue_scenario, "manager": manager_scenario,
+     "executor": executor_scenario}[scenario](ctx)
     print(f"ok {time.monotonic() - began:.2f}", flush=True)

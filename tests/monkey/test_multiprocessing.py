@@ -29,7 +29,7 @@ def run_program(method: str, scenario: str, timeout: float = 120.0) -> subproces
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("scenario", ["pool", "queue", "manager"])
+@pytest.mark.parametrize("scenario", ["pool", "queue", "manager", "executor"])
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_multiprocessing_works_green(method: str, scenario: str) -> None:
     proc = run_program(method, scenario)

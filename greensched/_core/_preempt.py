@@ -128,6 +128,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._pending import make_pending_retrip
 from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_slice_ms, read_env_config
 from ._safepoints import (
     CLEAN, IMPORT, RUNTIME, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
@@ -170,35 +171,9 @@ def user_signal_handlers() -> bool:
     return False
 
 
-# -- retrying at the next check -------------------------------------------------------------
+# -- retrying at the next check: see _pending ---------------------------------------------------
 
-
-def _make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
-    """``(add, trip)`` so that ``add(trip, signum)`` re-trips ``signum`` at the next check.
-
-    Uses two stable C-API functions through ctypes: ``Py_AddPendingCall`` and
-    ``PyErr_SetInterruptEx`` (3.10+), whose ``int f(int)`` signature is called as the
-    pending call's ``int f(void *)`` with the signal number as the pointer value (a
-    register-passed integer on every ABI CPython supports). No Python code runs in
-    the pending call, so CPython's "one pending call at a time" guard is never held
-    across a switch. ``(None, None)`` where unavailable (another interpreter); the
-    handler then re-arms the timer for a short retry instead.
-    """
-    try:
-        import ctypes
-
-        api = ctypes.pythonapi
-        pending = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-        add = api.Py_AddPendingCall
-        add.argtypes = [pending, ctypes.c_void_p]
-        add.restype = ctypes.c_int
-        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)
-    except (ImportError, AttributeError, ValueError):
-        return None, None
-    return add, trip
-
-
-_add_pending, _TRIP = _make_pending_retrip()
+_add_pending, _TRIP = make_pending_retrip()
 
 
 # -- the preemptor --------------------------------------------------------------------------

@@ -204,6 +204,8 @@ class Preemptor:
         self.sigint_pending = False
         #: Test-only (`request_switch`): switch at the next safe point, whatever the slice.
         self._forced = False
+        #: Test-only: code objects (a fuzzer's trace function) never to switch from.
+        self.no_switch_codes: frozenset[Any] = frozenset()
         # counters for stats()
         self.ticks = 0
         self.requests = 0
@@ -355,7 +357,9 @@ class Preemptor:
                 self.deferred_requests += 1
             self.deferred = True
             return None
-        landing = classify(frame)
+        # A test's trace function (request_switch) is never switched from: on 3.12+ that
+        # would leave tracing off in the other greenlets. Retry once it has returned.
+        landing = UNSAFE if frame.f_code in self.no_switch_codes else classify(frame)
         if landing is CLEAN or landing is SAFE_CALL:
             if thread is self._stuck_thread:
                 self._stuck_thread = self._stuck_frame = None

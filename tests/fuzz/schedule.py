@@ -44,9 +44,14 @@ class Schedule:
         self.mean = mean_lines
         self.countdown = self._draw()
         self.requests = 0
-        self.preemptor = get_hub().preemptor
-        if self.preemptor is None:
+        preemptor = get_hub().preemptor
+        if preemptor is None:
             raise RuntimeError("the schedule fuzzer runs in the main OS thread only")
+        self.preemptor = preemptor
+        # A request whose check lands inside this trace function is retried after it
+        # returns: a switch from inside a trace function leaves tracing off elsewhere.
+        preemptor.no_switch_codes = frozenset(
+            f.__code__ for f in (Schedule.global_trace, Schedule.local_trace, Schedule._draw))
 
     def _draw(self) -> int:
         return self.rng.randint(1, 2 * self.mean)
@@ -83,4 +88,5 @@ def forced_schedule(seed: int, mean_lines: int = 6) -> Iterator[Schedule]:
     finally:
         sys.settrace(None)
         schedule.preemptor._forced = False
+        schedule.preemptor.no_switch_codes = frozenset()
         greensched.set_preemption(*before)

@@ -137,7 +137,6 @@ def _enter(self: Any) -> bool:
 def patch(selectors: bool = True) -> None:
     """Install the green Connection reads and writes, wait() selector and semaphore acquire."""
     import multiprocessing.connection as connection
-    import multiprocessing.synchronize as synchronize
 
     patch_attr(connection.Connection, "_recv", green_recv, owner="multiprocessing.connection.Connection")
     patch_attr(connection.Connection, "_send", green_send, owner="multiprocessing.connection.Connection")
@@ -145,6 +144,10 @@ def patch(selectors: bool = True) -> None:
         from ..net import select as green_select
 
         patch_attr(connection, "_WaitSelector", green_select.PollSelector)
+    try:
+        import multiprocessing.synchronize as synchronize
+    except ImportError:  # no working sem_open here: multiprocessing has no locks to patch
+        return
     patch_attr(synchronize.SemLock, "_make_methods", _make_methods,
                owner="multiprocessing.synchronize.SemLock")
     patch_attr(synchronize.SemLock, "__enter__", _enter, owner="multiprocessing.synchronize.SemLock")

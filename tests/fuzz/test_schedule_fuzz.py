@@ -11,7 +11,8 @@ A failure names its seed. Replay it:
 
 ``GREENSCHED_FUZZ_SEEDS=N`` runs N seeds per workload (default 40 over greensched's
 primitives, 280 runs, and 20 over patched threading, 140 runs: ~18 s on a loaded
-2-core machine); the slow tests run 1,000 per workload (``--runslow`` or ``-m slow``).
+2-core machine); the slow tests run 1,000 per workload over greensched's primitives and 300 over
+patched threading (``--runslow`` or ``-m slow``; about 10 minutes).
 ``test_the_fuzzer_finds_a_race_and_replays_it`` shows that it catches what it is for.
 """
 
@@ -30,6 +31,7 @@ from tests.util import run_python
 DEFAULT_SEEDS = 40
 PATCHED_SEEDS = 20  # each in a fresh interpreter's patched stdlib: slower per run
 SLOW_SEEDS = 1000
+SLOW_PATCHED_SEEDS = 300
 
 
 def _seeds(default: int) -> list[int]:
@@ -62,6 +64,7 @@ def test_green_primitives_under_random_schedules(name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_green_primitives_under_many_random_schedules(name: str) -> None:
     _fuzz(name, _seeds(SLOW_SEEDS))
@@ -82,12 +85,13 @@ def _fuzz_patched(seeds: list[int], timeout: float) -> None:
 
 def test_patched_threading_under_random_schedules() -> None:
     """The same workloads over threading, queue and socket after patch_all()."""
-    _fuzz_patched(_seeds(PATCHED_SEEDS), timeout=120)
+    _fuzz_patched(_seeds(PATCHED_SEEDS), timeout=110)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_patched_threading_under_many_random_schedules() -> None:
-    _fuzz_patched(_seeds(SLOW_SEEDS), timeout=1200)
+    _fuzz_patched(_seeds(SLOW_PATCHED_SEEDS), timeout=1400)
 
 
 def _racy_counter(seed: int) -> int:

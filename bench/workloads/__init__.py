@@ -7,7 +7,7 @@ its runtime has patched the stdlib.
 
 from __future__ import annotations
 
-from . import fairness, http_fanout, parked_memory, pingpong, postgres, sleep0, spawn_join, tcp_echo
+from . import echo_load, fairness, http_fanout, parked_memory, pingpong, postgres, sleep0, spawn_join, tcp_echo
 from ._spec import Context, Figures, Metric, Target, Workload
 
 __all__ = ["ALL", "Context", "Figures", "Metric", "Target", "Workload", "get"]
@@ -22,6 +22,7 @@ ALL: list[Workload] = [
     *http_fanout.WORKLOADS,
     *fairness.WORKLOADS,
     *postgres.WORKLOADS,
+    *echo_load.WORKLOADS,
 ]
 
 _BY_NAME = {w.name: w for w in ALL}

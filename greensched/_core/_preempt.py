@@ -128,6 +128,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._pending import make_pending_retrip
 from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_slice_ms, read_env_config
 from ._safepoints import (
     CLEAN, IMPORT, RUNTIME, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
@@ -170,35 +171,9 @@ def user_signal_handlers() -> bool:
     return False
 
 
-# -- retrying at the next check -------------------------------------------------------------
+# -- retrying at the next check: see _pending ---------------------------------------------------
 
-
-def _make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
-    """``(add, trip)`` so that ``add(trip, signum)`` re-trips ``signum`` at the next check.
-
-    Uses two stable C-API functions through ctypes: ``Py_AddPendingCall`` and
-    ``PyErr_SetInterruptEx`` (3.10+), whose ``int f(int)`` signature is called as the
-    pending call's ``int f(void *)`` with the signal number as the pointer value (a
-    register-passed integer on every ABI CPython supports). No Python code runs in
-    the pending call, so CPython's "one pending call at a time" guard is never held
-    across a switch. ``(None, None)`` where unavailable (another interpreter); the
-    handler then re-arms the timer for a short retry instead.
-    """
-    try:
-        import ctypes
-
-        api = ctypes.pythonapi
-        pending = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-        add = api.Py_AddPendingCall
-        add.argtypes = [pending, ctypes.c_void_p]
-        add.restype = ctypes.c_int
-        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)
-    except (ImportError, AttributeError, ValueError):
-        return None, None
-    return add, trip
-
-
-_add_pending, _TRIP = _make_pending_retrip()
+_add_pending, _TRIP = make_pending_retrip()
 
 
 # -- the preemptor --------------------------------------------------------------------------
@@ -229,6 +204,8 @@ class Preemptor:
         self.sigint_pending = False
         #: Test-only (`request_switch`): switch at the next safe point, whatever the slice.
         self._forced = False
+        #: Test-only: code objects (a fuzzer's trace function) never to switch from.
+        self.no_switch_codes: frozenset[Any] = frozenset()
         # counters for stats()
         self.ticks = 0
         self.requests = 0
@@ -359,7 +336,11 @@ class Preemptor:
             self._retries = 0  # a timer tick: a fresh budget of retries
         if thread._held_exc is not None:
             self._raise_held_back(thread, frame)
-        if self._want_at != hub.switches:  # no request yet for this run of the thread
+        if self._want_at != hub.switches and self._forced:
+            self._forced = False  # request_switch (tests): whatever the slice says
+            self._want_at = hub.switches
+            self.requests += 1
+        elif self._want_at != hub.switches:  # no request yet for this run of the thread
             if len(hub._threads) < 2 and not len(hub._timers) and thread._held_exc is None:
                 self.disarm()  # alone: nothing to share the CPU with
                 return None
@@ -376,7 +357,9 @@ class Preemptor:
                 self.deferred_requests += 1
             self.deferred = True
             return None
-        landing = classify(frame)
+        # A test's trace function (request_switch) is never switched from: on 3.12+ that
+        # would leave tracing off in the other greenlets. Retry once it has returned.
+        landing = UNSAFE if frame.f_code in self.no_switch_codes else classify(frame)
         if landing is CLEAN or landing is SAFE_CALL:
             if thread is self._stuck_thread:
                 self._stuck_thread = self._stuck_frame = None
@@ -408,6 +391,21 @@ class Preemptor:
         if self._retries > _MAX_RETRIES:
             return None  # a long straight run of C calls: wait for the next tick
         return _RETRY
+
+    def request_switch(self) -> None:
+        """Test-only (the schedule fuzzer): preempt at the next safe point, whatever the slice.
+
+        Trips SIGALRM through a pending call, so the real handler runs at the next
+        check of the calling code and decides as at any tick: switch at a safe
+        point, retry elsewhere. The trip fires at the caller's own next check, so
+        call it last (a trace function: then ``return`` its tracer).
+        """
+        if _add_pending is None:
+            raise RuntimeError("request_switch needs ctypes.pythonapi (CPython)")
+        if not self._installed:
+            self._install()
+        self._forced = True
+        _add_pending(_TRIP, signal.SIGALRM)
 
     def _timer_due(self, now: float) -> bool:
         # peek_deadline, never next_deadline: the latter pops cancelled entries, and

@@ -28,6 +28,8 @@ What each switch replaces (each green module declares it in ``__implements__``):
             else when imported); see docs/drivers.md
 ``asyncio`` the running loop and the policy's current loop, per green thread;
             loops whose waits park their green thread (docs/asyncio.md)
+``multiprocessing`` ``Connection`` reads/writes, ``connection.wait``, the
+            process-shared locks' acquire (docs/multiprocessing.md)
 ==========  =================================================================
 
 Patching is idempotent. The originals stay reachable: ``original("time",
@@ -66,6 +68,7 @@ def patch_all(
     signal: bool = True,
     drivers: bool = True,
     asyncio: bool = True,
+    multiprocessing: bool = True,
 ) -> None:
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
@@ -77,7 +80,7 @@ def patch_all(
     global _first_call
     choices = {"time": time, "socket": socket, "dns": dns, "select": select, "selectors": selectors,
                "threading": threading, "subprocess": subprocess, "ssl": ssl, "signal": signal,
-               "drivers": drivers, "asyncio": asyncio}
+               "drivers": drivers, "asyncio": asyncio, "multiprocessing": multiprocessing}
     if _first_call is not None:
         if choices != _first_call:
             changed = ", ".join(f"{k}={choices[k]}" for k in choices if choices[k] != _first_call[k])
@@ -137,6 +140,10 @@ def patch_all(
         from ._postimport import when_imported
 
         when_imported("asyncio", _install_asyncio)  # not before asyncio is (20 ms of import)
+    if multiprocessing:
+        from . import _multiprocessing
+
+        _multiprocessing.patch(selectors=selectors)
 
 
 def _install_asyncio() -> None:

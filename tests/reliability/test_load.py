@@ -21,11 +21,22 @@ import hashlib, json, random, socket, sys, time
 import greensched
 from greensched.net import socket as gsocket
 
-N, PORT = {n}, {port}
+N, PORT, FIXED, SPIN = {n}, {port}, {fixed}, {spin}
 MAX = 64 * 1024
 
 def size_of(i):
+    if FIXED:
+        return MAX
     return (0, 1, MAX, MAX - 1)[i] if i < 4 else (i * 7919) % MAX + 1
+
+spinning = [SPIN]
+
+def spinner():  # a CPU hog beside the clients: preemption (and its handler) all along
+    x = 0
+    while spinning[0]:
+        x += 1
+
+hog = greensched.spawn(spinner) if SPIN else None
 
 connected = 0
 all_connected = greensched.Event()
@@ -73,6 +84,9 @@ for t in threads:
     except Exception as exc:
         errors.append(repr(exc))
 elapsed = time.monotonic() - start
+spinning[0] = False
+if hog is not None:
+    hog.join()
 expected = sum(size_of(i) for i in range(N))
 print(json.dumps({{"connections": N, "bytes_expected": expected, "bytes_echoed": received,
                   "failures": failures[:10], "n_failures": len(failures),
@@ -80,11 +94,14 @@ print(json.dumps({{"connections": N, "bytes_expected": expected, "bytes_echoed":
 """
 
 
-def concurrent_echo(n: int, timeout: float) -> None:
+def concurrent_echo(n: int, timeout: float, fixed: bool = False, spin: bool = False) -> None:
+    """``fixed``: every payload 64 KiB; ``spin``: a CPU hog beside the clients at a 1 ms slice."""
     need_fds(n + 200)
     server, port = start_echo_server(fds=n + 200)
     try:
-        proc = run_child(ECHO_CLIENTS.format(n=n, port=port), fds=n + 200, timeout=timeout)
+        env = {"GREENSCHED_SLICE_MS": "1"} if spin else None
+        proc = run_child(ECHO_CLIENTS.format(n=n, port=port, fixed=fixed, spin=spin), fds=n + 200,
+                         env=env, timeout=timeout)
         assert proc.returncode == 0, proc.stderr[-3000:]
         client = report(proc.stdout)
         served = finish_echo_server(server)
@@ -107,6 +124,22 @@ def test_1000_concurrent_connections_echo_every_byte() -> None:
 @pytest.mark.timeout(600)
 def test_10000_concurrent_connections_echo_every_byte() -> None:
     concurrent_echo(10_000, timeout=560)
+
+
+@pytest.mark.timeout(120)
+def test_1000_connections_of_64_kib_beside_a_cpu_hog_at_a_1ms_slice() -> None:
+    concurrent_echo(1000, timeout=100, fixed=True, spin=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_10000_connections_of_64_kib_beside_a_cpu_hog_at_a_1ms_slice() -> None:
+    """The users' guarantee: 10,000 x 64 KiB (655 MB), 0 bytes lost, with preemption busy.
+
+    This is the run that once ended with ``ValueError: __len__() should return >= 0``
+    from the timer heap (the signal handler rule, tests/core/test_handler_rule.py).
+    """
+    concurrent_echo(10_000, timeout=860, fixed=True, spin=True)
 
 
 #: The stdlib's own servers and clients, patched: ThreadingHTTPServer (socketserver,

@@ -129,7 +129,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._pending import make_pending_retrip
-from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_slice_ms, read_env_config
+from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
 from ._safepoints import (
     CLEAN, IMPORT, RUNTIME, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
 )
@@ -614,4 +614,4 @@ def set_dump_signal(signum: Optional[int], dump: Optional[Callable[[], None]] = 
 
 # A bad GREENSCHED_PREEMPT / GREENSCHED_SLICE_MS fails `import greensched`, as the docs
 # say, not the first spawn much later (the hub reads them again when it is created).
-read_env_config()
+check_env_at_import()

@@ -23,9 +23,13 @@ the point where work slowed down 2x; at 0.5 ms the same workloads ran as fast as
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Optional
 
-__all__ = ["DEFAULT_SLICE_MS", "MIN_SLICE_MS", "MAX_SLICE_MS", "check_slice_ms", "read_env_config"]
+__all__ = [
+    "DEFAULT_SLICE_MS", "MIN_SLICE_MS", "MAX_SLICE_MS", "check_slice_ms", "read_env_config",
+    "check_env_at_import",
+]
 
 DEFAULT_SLICE_MS = 10.0
 #: Below this a slice live-locks the process or nearly so (see the module docstring).
@@ -83,3 +87,20 @@ def check_slice_ms(value: Any, what: str = "slice_ms") -> float:
             f"as often as the default 10 ms)"
         )
     return ms
+
+
+def check_env_at_import() -> None:
+    """Check the environment's settings now (at ``import greensched``), unless the launcher will.
+
+    Under ``python -m greensched``, CPython imports the package before it runs the
+    launcher module, and keeps ``sys.argv[0] == "-m"`` meanwhile (``sys.orig_argv``,
+    3.10+, has the real command line). The launcher reads the settings itself, first
+    thing, and reports a bad one as a one-line usage error (exit 2) where this import
+    would print a traceback.
+    """
+    argv = getattr(sys, "orig_argv", [])
+    launcher = sys.argv[:1] == ["-m"] and any(
+        flag == "-m" and name in ("greensched", "greensched.__main__") for flag, name in zip(argv, argv[1:])
+    )
+    if not launcher:
+        read_env_config()

@@ -61,15 +61,25 @@ def _wait_parked(threads: list[Any]) -> None:
 
 def test_mass_timed_wakeup_beside_a_spinner_keeps_the_timer_heap_whole(one_ms_slice: None) -> None:
     """20,000 timed waiters woken by one set(), a spinner beside them, three rounds."""
+    _mass_timed_wakeup(20_000, rounds=3)
+
+
+@pytest.mark.slow
+def test_the_60000_waiter_reproduction(one_ms_slice: None) -> None:
+    """The issue's reproduction as it was reported: 60,000 waiters, one round."""
+    _mass_timed_wakeup(60_000, rounds=1)
+
+
+def _mass_timed_wakeup(count: int, rounds: int) -> None:
     hub = get_hub()
-    for _ in range(3):
+    for _ in range(rounds):
         event, woke, stop = Event(), [0], [False]
 
         def waiter() -> None:
             if event.wait(timeout=60):
                 woke[0] += 1
 
-        waiters = [spawn(waiter) for _ in range(20_000)]
+        waiters = [spawn(waiter) for _ in range(count)]
         spinner = spawn(_spinner, stop)
         _wait_parked(waiters)
         event.set()  # every waiter cancels its timeout: the heap is rebuilt many times
@@ -77,7 +87,7 @@ def test_mass_timed_wakeup_beside_a_spinner_keeps_the_timer_heap_whole(one_ms_sl
             t.join()
         stop[0] = True
         spinner.join()
-        assert woke[0] == 20_000
+        assert woke[0] == count
         assert len(hub._timers) == _live(hub._timers) == 0
 
 

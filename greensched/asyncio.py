@@ -34,7 +34,7 @@ import contextvars
 import os
 from typing import Any, Callable, Coroutine, Optional, TypeVar
 
-from . import Empty, GreenThread, GreenThreadExit, SimpleQueue, current_thread
+from . import GreenThread, GreenThreadExit, SimpleQueue, current_thread, sleep
 from .monkey._asyncio import EventLoop, HubSelector, Waiter, install, mark_root
 from .net.select import GreenSelector, GreenSelectSelector
 
@@ -151,21 +151,30 @@ class _Workers:
     """Green threads kept parked between `to_green` calls of one OS thread.
 
     Starting a green thread costs more than the rest of a call (about 10 us, measured
-    here under load, against 2 for a hand-off to a parked one). A worker that has had
-    nothing to do for `_LINGER` seconds ends, so that ``greensched.run()`` and the
-    program's end do not wait on idle workers; a killed one (a cancelled call) ends too.
+    here under load, against 2 for a hand-off to a parked one). Idle workers end when
+    a whole `_LINGER` period passes without a call (a reaper thread looks once per
+    period, rather than a timer per wait: 7% of a call), so that ``greensched.run()``
+    and the program's end do not wait on them; a killed one (a cancelled call) ends.
     """
 
     def __init__(self) -> None:
         self.jobs = SimpleQueue()
-        self.idle = 0
+        self.idle = 0  # workers parked in jobs.get()
+        self.alive = 0
+        self.used = False  # a call came since the reaper last looked
+        self.reaper: Optional[GreenThread] = None
 
     def submit(self, call: _GreenCall) -> None:
+        self.used = True
         if self.idle:
             self.idle -= 1
             self.jobs.put(call)
-        else:
-            GreenThread(self._work, args=(call,), name="greensched.asyncio worker", daemon=True).start()
+            return
+        self.alive += 1
+        GreenThread(self._work, args=(call,), name="greensched.asyncio worker", daemon=True).start()
+        if self.reaper is None:
+            self.reaper = GreenThread(self._reap, name="greensched.asyncio reaper", daemon=True)
+            self.reaper.start()
 
     def _work(self, call: Optional[_GreenCall]) -> None:
         me = current_thread()
@@ -173,16 +182,23 @@ class _Workers:
         while True:
             if call is not None and call.state == _PENDING:
                 if call.run(me):
+                    self.alive -= 1
                     return  # killed: the kill was meant for this thread's call; end as asked
-            call = None
-            self.idle += 1
-            try:
-                call = jobs.get(timeout=_LINGER)
-            except Empty:
-                if jobs.empty():  # nothing came (checked and left without a park in between)
-                    self.idle -= 1
-                    return
-                call = jobs.get_nowait()  # it came as the timeout fired
+            self.idle += 1  # and parked in get() before anyone else runs (greensched code)
+            call = jobs.get()
+            if call is None:  # sent by the reaper, which counted us out of `idle`
+                self.alive -= 1
+                return
+
+    def _reap(self) -> None:
+        while self.alive:
+            self.used = False
+            sleep(_LINGER)
+            if not self.used:
+                idle, self.idle = self.idle, 0
+                for _ in range(idle):
+                    self.jobs.put(None)
+        self.reaper = None
 
 
 _workers: dict[int, _Workers] = {}

@@ -233,7 +233,7 @@ class HubSelector(_HubSelectorBase):
         """
         self._poked = True
         thread = self._sleeper
-        if thread is not None and thread._state == "PARKED":
+        if thread is not None:  # parked in our wait_fd (nowhere else while it is set)
             self._hub.unpark(thread, thread._park_seq, True)
 
     def close(self) -> None:

@@ -51,14 +51,11 @@ from typing import Any, Callable, Optional
 from .._core._hub import _local as _hub_local
 from .._core._hub import get_hub
 from .._core._netpoll import EVENT_READ
-from .._core._preempt import mark_root
+from .._core._preempt import mark_root as mark_root  # for greensched.asyncio's thread bodies
 from ..local import local as _green_local
 from ._registry import original, patch_attr
 
 __all__ = ["install", "installed", "HubSelector", "EventLoop", "Waiter"]
-
-# Re-exported for greensched.asyncio, whose thread bodies run user code (see _preempt).
-mark_root = mark_root
 
 __implements__ = ["_get_running_loop", "_set_running_loop", "get_running_loop", "get_event_loop"]
 if hasattr(_events, "_get_event_loop"):  # 3.11 only (removed in 3.12)
@@ -237,7 +234,7 @@ class HubSelector(_HubSelectorBase):
             self._hub.unpark(thread, thread._park_seq, True)
 
     def close(self) -> None:
-        if _OSSelector is not None and self._selector is not None:  # type: ignore[attr-defined]
+        if _OSSelector is not None and self._selector is not None:
             try:
                 fd = self.fileno()
             except (OSError, ValueError):
@@ -247,7 +244,7 @@ class HubSelector(_HubSelectorBase):
         super().close()
 
 
-class EventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+class EventLoop(asyncio.SelectorEventLoop):
     """A selector event loop that parks its green thread while it waits (`HubSelector`).
 
     ``asyncio.Runner(loop_factory=greensched.asyncio.EventLoop)`` or, on 3.12+,
@@ -327,7 +324,7 @@ def install() -> None:
         ours["_get_event_loop"] = _get_event_loop
     # Whatever the functions were before (C or Python), replaced wherever they were copied.
     theirs = {id(getattr(_events, name)): ours[name] for name in ours}
-    if _C_CURRENT_TASK and _tasks.current_task is not _tasks._py_current_task:
+    if _C_CURRENT_TASK and _tasks.current_task is not getattr(_tasks, "_py_current_task", None):
         _c_current_task = _tasks.current_task
         theirs[id(_c_current_task)] = current_task
         patch_attr(_tasks, "current_task", current_task)
@@ -341,10 +338,11 @@ def install() -> None:
                owner="asyncio.events.BaseDefaultEventLoopPolicy")
     policy = getattr(_events, "_event_loop_policy", None)
     if isinstance(policy, _events.BaseDefaultEventLoopPolicy):
-        old = policy._local
-        policy._local = _Local()
-        policy._local._loop = getattr(old, "_loop", None)
-        policy._local._set_called = getattr(old, "_set_called", False)
+        old = getattr(policy, "_local", None)
+        local = _Local()
+        local._loop = getattr(old, "_loop", None)
+        local._set_called = getattr(old, "_set_called", False)
+        policy._local = local  # type: ignore[attr-defined]
     patch_attr(_selector_events.BaseSelectorEventLoop, "__init__", _loop_init_green,
                owner="asyncio.selector_events.BaseSelectorEventLoop")
     os.register_at_fork(after_in_child=_forget_after_fork)

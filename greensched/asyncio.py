@@ -1,7 +1,7 @@
 """asyncio and green threads in one program, both ways, on one OS thread.
 
 * From a coroutine, ``await greensched.asyncio.to_green(fn, *args)`` runs blocking
-  code on a new green thread and resumes with its result or exception (asyncio's
+  code on a green thread and resumes with its result or exception (asyncio's
   ``to_thread``, without an OS thread). Cancelling the awaiting task kills the green
   thread at its next park or preemption point and waits for its ``finally`` blocks.
 * From green code, ``greensched.asyncio.run_coroutine(coro, timeout=None)`` parks the
@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 install()
 
-#: How long the shared loop keeps running once it has nothing left to do (s).
+#: How long the shared loop, and an idle to_green worker, stay once there is nothing to do (s).
 _LINGER = 0.05
 
 

@@ -183,10 +183,9 @@ class _HubSelectorBase(_OSSelector or selectors.PollSelector):  # type: ignore[m
 class HubSelector(_HubSelectorBase):
     """An epoll (kqueue) selector whose waits park the green thread on the hub.
 
-    ``select(timeout)`` asks the kernel without waiting; when nothing is ready and the
-    timeout allows, it parks until its own fd is readable (some fd in it is ready),
-    the timeout passes, or `wakeup` is called. Everything else is the stdlib
-    selector's. On a platform whose selectors have no fd (poll, select), the wait
+    ``select(timeout)`` with a timeout other than 0 parks until its own fd is readable
+    (some fd in it is ready), the timeout passes, or `wakeup` is called, then asks the
+    kernel without waiting. Everything else is the stdlib selector's. On a platform whose selectors have no fd (poll, select), the wait
     falls back to watching every registered fd, as the green ``DefaultSelector`` does.
     """
 

@@ -453,3 +453,28 @@ def test_asyncio_subprocesses_in_green_threads_under_patch_all() -> None:
         assert time.monotonic() - start < 3.5  # at once: one after another is over 4 s
         print("ok")
     """)
+
+
+def test_patch_all_installs_the_asyncio_patch_when_asyncio_is_imported_and_not_before() -> None:
+    check("""
+        import sys
+        import greensched
+        from greensched.monkey import is_patched, original
+        greensched.patch_all()
+        assert "asyncio" not in sys.modules  # patch_all does not pay asyncio's import
+        import asyncio
+        assert is_patched("asyncio.events", "get_running_loop")
+        assert asyncio.get_running_loop is asyncio.events.get_running_loop
+        assert original("asyncio.events", "get_running_loop") is asyncio.events._c_get_running_loop
+        assert asyncio.__spec__.loader.__class__.__name__ == "SourceFileLoader"  # no trace of the hook
+        print("ok")
+    """)
+    check("""
+        import greensched
+        greensched.patch_all(asyncio=False)
+        import asyncio
+        from greensched.monkey import is_patched
+        assert not is_patched("asyncio.events")
+        assert asyncio.get_running_loop is asyncio.events._c_get_running_loop
+        print("ok")
+    """)

@@ -263,9 +263,12 @@ class _SharedLoop:
         """A `run_coroutine` call starts: make sure the loop runs."""
         self.in_flight += 1
         if self.thread is None:
-            thread = self.thread = GreenThread(self._run, name="greensched.asyncio shared loop",
-                                               daemon=True)
-            thread.start()
+            self._start()
+
+    def _start(self) -> None:
+        thread = self.thread = GreenThread(self._run, name="greensched.asyncio shared loop",
+                                           daemon=True)
+        thread.start()
 
     def end(self) -> None:
         """On the loop: a `run_coroutine` call's task is done."""
@@ -285,11 +288,17 @@ class _SharedLoop:
     def _run(self) -> None:
         # Not preempted between the check and `thread = None` (greensched code, see
         # _safepoints): a `begin` either sees the thread gone or is seen here.
-        while True:
-            self.loop.run_forever()
-            if not self.in_flight or self.loop.is_closed():
-                self.thread = None
-                return
+        try:
+            while True:
+                self.loop.run_forever()
+                if not self.in_flight or self.loop.is_closed():
+                    return
+        finally:
+            self.thread = None
+            if self.in_flight and not self.loop.is_closed():
+                # Something escaped the loop (a callback's KeyboardInterrupt, a kill): this
+                # thread reports it and ends; the calls in flight go on in a new one.
+                self._start()
 
 
 mark_root(_SharedLoop._run)  # coroutines run below it: a spinning one is preempted

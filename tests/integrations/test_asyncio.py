@@ -478,3 +478,30 @@ def test_patch_all_installs_the_asyncio_patch_when_asyncio_is_imported_and_not_b
         assert asyncio.get_running_loop is asyncio.events._c_get_running_loop
         print("ok")
     """)
+
+
+def test_the_shared_loop_goes_on_when_something_escapes_it() -> None:
+    check("""
+        import asyncio
+        import greensched, greensched.asyncio as gasyncio
+
+        async def slow():
+            await asyncio.sleep(0.3)
+            return "survived"
+        first_thread = []
+        async def crasher():
+            first_thread.append(greensched.current_thread())
+            def escape():
+                raise SystemExit  # asyncio lets it out of run_forever
+            asyncio.get_running_loop().call_soon(escape)
+            await asyncio.sleep(0)
+            return 1
+        waiter = greensched.spawn(gasyncio.run_coroutine, slow())
+        greensched.sleep(0.05)
+        assert gasyncio.run_coroutine(crasher()) == 1
+        assert waiter.result(timeout=5) == "survived"
+        greensched.sleep(0.01)
+        assert first_thread[0].done()  # the loop's first green thread ended; a new one took over
+        assert gasyncio.run_coroutine(slow()) == "survived"
+        print("ok")
+    """)

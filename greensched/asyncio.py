@@ -179,16 +179,26 @@ class _Workers:
     def _work(self, call: Optional[_GreenCall]) -> None:
         me = current_thread()
         jobs = self.jobs
-        while True:
-            if call is not None and call.state == _PENDING:
-                if call.run(me):
-                    self.alive -= 1
-                    return  # killed: the kill was meant for this thread's call; end as asked
-            self.idle += 1  # and parked in get() before anyone else runs (greensched code)
-            call = jobs.get()
-            if call is None:  # sent by the reaper, which counted us out of `idle`
-                self.alive -= 1
-                return
+        idle = False
+        try:
+            while True:
+                if call is not None and call.state == _PENDING:
+                    if call.run(me):
+                        return  # killed: the kill was meant for this thread's call; end as asked
+                self.idle += 1  # and parked in get() before anyone else runs (greensched code)
+                idle = True
+                call = jobs.get()
+                idle = False
+                if call is None:  # sent by the reaper, which counted us out of `idle`
+                    return
+        finally:
+            self.alive -= 1
+            if idle:  # killed while idle (by whoever enumerated the threads): not there any more
+                self.idle = max(self.idle - 1, 0)
+                if not jobs.empty():  # a call handed to us as we went
+                    self.alive += 1
+                    GreenThread(self._work, args=(None,), name="greensched.asyncio worker",
+                                daemon=True).start()
 
     def _reap(self) -> None:
         while self.alive:

@@ -185,8 +185,9 @@ class HubSelector(_HubSelectorBase):
 
     ``select(timeout)`` with a timeout other than 0 parks until its own fd is readable
     (some fd in it is ready), the timeout passes, or `wakeup` is called, then asks the
-    kernel without waiting. Everything else is the stdlib selector's. On a platform whose selectors have no fd (poll, select), the wait
-    falls back to watching every registered fd, as the green ``DefaultSelector`` does.
+    kernel without waiting. Everything else is the stdlib selector's. On a platform
+    whose selectors have no fd (poll, select), the wait falls back to watching every
+    registered fd, as the green ``DefaultSelector`` does.
     """
 
     def __init__(self) -> None:

@@ -260,8 +260,20 @@ _loop_init: Callable[..., None] = _selector_events.BaseSelectorEventLoop.__init_
 
 
 def _loop_init_green(self: Any, selector: Optional[selectors.BaseSelector] = None) -> None:
-    """``BaseSelectorEventLoop.__init__``: a loop given no selector gets a `HubSelector`."""
-    _loop_init(self, selector if selector is not None else HubSelector())
+    """``BaseSelectorEventLoop.__init__``: a loop given no selector gets a `HubSelector`.
+
+    So does one given a plain stdlib epoll (kqueue) selector, which would block the OS
+    thread: it becomes a `HubSelector` in place (the same object and registrations;
+    the class adds three attributes). Subclasses and other selectors are left alone.
+    """
+    if selector is None:
+        selector = HubSelector()
+    elif _OSSelector is not None and type(selector) is _OSSelector:
+        selector.__class__ = HubSelector
+        selector._sleeper = None  # type: ignore[attr-defined]
+        selector._poked = False  # type: ignore[attr-defined]
+        selector._hub = None  # type: ignore[attr-defined]
+    _loop_init(self, selector)
 
 
 class Waiter:

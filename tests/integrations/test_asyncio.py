@@ -279,8 +279,8 @@ def test_cancelling_the_awaiting_task_kills_the_green_thread_and_waits_for_it() 
 def test_to_green_refuses_a_loop_that_blocks_the_os_thread() -> None:
     check("""
         import asyncio, selectors
+        early = asyncio.new_event_loop()  # made before greensched.asyncio: the stdlib's epoll
         import greensched.asyncio as gasyncio
-        loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())  # the stdlib's epoll
         async def main():
             try:
                 await gasyncio.to_green(print, "never")
@@ -288,7 +288,12 @@ def test_to_green_refuses_a_loop_that_blocks_the_os_thread() -> None:
                 assert "blocks the OS thread" in str(exc) and "loop_factory" in str(exc), exc
             else:
                 raise AssertionError("accepted a blocking loop")
-        loop.run_until_complete(main())
+        early.run_until_complete(main())
+        early.close()
+        # a plain stdlib epoll selector handed to a loop made afterwards parks instead
+        loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        assert isinstance(loop._selector, gasyncio.HubSelector)
+        assert loop.run_until_complete(gasyncio.to_green(lambda: 42)) == 42
         loop.close()
         print("ok")
     """)

@@ -24,7 +24,7 @@ And the loop's wait: a selector loop calls ``selector.select(timeout)`` when it 
 nothing to do. With the stdlib's epoll selector that blocks the OS thread and every
 green thread on it (under ``patch_all()`` the green ``DefaultSelector`` parks, but it
 registers every fd with the netpoller on every wait). Loops made after `install`
-without an explicit selector get a `HubSelector` instead: a real epoll selector whose
+without an explicit selector (or with a plain stdlib epoll one) get a `HubSelector`: a real epoll selector whose
 own fd (an epoll fd is readable when any fd in it is ready) is the one fd the hub's
 netpoller watches, so a wait costs the same whatever the number of sockets, and
 `HubSelector.wakeup` lets another green thread of the same OS thread wake the loop

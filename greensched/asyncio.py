@@ -1,7 +1,7 @@
 """asyncio and green threads in one program, both ways, on one OS thread.
 
 * From a coroutine, ``await greensched.asyncio.to_green(fn, *args)`` runs blocking
-  code on a new green thread and resumes with its result or exception (asyncio's
+  code on a green thread and resumes with its result or exception (asyncio's
   ``to_thread``, without an OS thread). Cancelling the awaiting task kills the green
   thread at its next park or preemption point and waits for its ``finally`` blocks.
 * From green code, ``greensched.asyncio.run_coroutine(coro, timeout=None)`` parks the
@@ -34,7 +34,7 @@ import contextvars
 import os
 from typing import Any, Callable, Coroutine, Optional, TypeVar
 
-from . import Empty, GreenThread, GreenThreadExit, SimpleQueue, current_thread
+from . import GreenThread, GreenThreadExit, SimpleQueue, current_thread, sleep
 from .monkey._asyncio import EventLoop, HubSelector, Waiter, install, mark_root
 from .net.select import GreenSelector, GreenSelectSelector
 
@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 install()
 
-#: How long the shared loop keeps running once it has nothing left to do (s).
+#: How long the shared loop, and an idle to_green worker, stay once there is nothing to do (s).
 _LINGER = 0.05
 
 
@@ -151,38 +151,64 @@ class _Workers:
     """Green threads kept parked between `to_green` calls of one OS thread.
 
     Starting a green thread costs more than the rest of a call (about 10 us, measured
-    here under load, against 2 for a hand-off to a parked one). A worker that has had
-    nothing to do for `_LINGER` seconds ends, so that ``greensched.run()`` and the
-    program's end do not wait on idle workers; a killed one (a cancelled call) ends too.
+    here under load, against 2 for a hand-off to a parked one). Idle workers end when
+    a whole `_LINGER` period passes without a call (a reaper thread looks once per
+    period, rather than a timer per wait: 7% of a call), so that ``greensched.run()``
+    and the program's end do not wait on them; a killed one (a cancelled call) ends.
     """
 
     def __init__(self) -> None:
         self.jobs = SimpleQueue()
-        self.idle = 0
+        self.idle = 0  # workers parked in jobs.get()
+        self.alive = 0
+        self.used = False  # a call came since the reaper last looked
+        self.reaper: Optional[GreenThread] = None
 
     def submit(self, call: _GreenCall) -> None:
+        self.used = True
         if self.idle:
             self.idle -= 1
             self.jobs.put(call)
-        else:
-            GreenThread(self._work, args=(call,), name="greensched.asyncio worker", daemon=True).start()
+            return
+        self.alive += 1
+        GreenThread(self._work, args=(call,), name="greensched.asyncio worker", daemon=True).start()
+        if self.reaper is None:
+            self.reaper = GreenThread(self._reap, name="greensched.asyncio reaper", daemon=True)
+            self.reaper.start()
 
     def _work(self, call: Optional[_GreenCall]) -> None:
         me = current_thread()
         jobs = self.jobs
-        while True:
-            if call is not None and call.state == _PENDING:
-                if call.run(me):
-                    return  # killed: the kill was meant for this thread's call; end as asked
-            call = None
-            self.idle += 1
-            try:
-                call = jobs.get(timeout=_LINGER)
-            except Empty:
-                if jobs.empty():  # nothing came (checked and left without a park in between)
-                    self.idle -= 1
+        idle = False
+        try:
+            while True:
+                if call is not None and call.state == _PENDING:
+                    if call.run(me):
+                        return  # killed: the kill was meant for this thread's call; end as asked
+                self.idle += 1  # and parked in get() before anyone else runs (greensched code)
+                idle = True
+                call = jobs.get()
+                idle = False
+                if call is None:  # sent by the reaper, which counted us out of `idle`
                     return
-                call = jobs.get_nowait()  # it came as the timeout fired
+        finally:
+            self.alive -= 1
+            if idle:  # killed while idle (by whoever enumerated the threads): not there any more
+                self.idle = max(self.idle - 1, 0)
+                if not jobs.empty():  # a call handed to us as we went
+                    self.alive += 1
+                    GreenThread(self._work, args=(None,), name="greensched.asyncio worker",
+                                daemon=True).start()
+
+    def _reap(self) -> None:
+        while self.alive:
+            self.used = False
+            sleep(_LINGER)
+            if not self.used:
+                idle, self.idle = self.idle, 0
+                for _ in range(idle):
+                    self.jobs.put(None)
+        self.reaper = None
 
 
 _workers: dict[int, _Workers] = {}
@@ -247,9 +273,12 @@ class _SharedLoop:
         """A `run_coroutine` call starts: make sure the loop runs."""
         self.in_flight += 1
         if self.thread is None:
-            thread = self.thread = GreenThread(self._run, name="greensched.asyncio shared loop",
-                                               daemon=True)
-            thread.start()
+            self._start()
+
+    def _start(self) -> None:
+        thread = self.thread = GreenThread(self._run, name="greensched.asyncio shared loop",
+                                           daemon=True)
+        thread.start()
 
     def end(self) -> None:
         """On the loop: a `run_coroutine` call's task is done."""
@@ -269,11 +298,17 @@ class _SharedLoop:
     def _run(self) -> None:
         # Not preempted between the check and `thread = None` (greensched code, see
         # _safepoints): a `begin` either sees the thread gone or is seen here.
-        while True:
-            self.loop.run_forever()
-            if not self.in_flight or self.loop.is_closed():
-                self.thread = None
-                return
+        try:
+            while True:
+                self.loop.run_forever()
+                if not self.in_flight or self.loop.is_closed():
+                    return
+        finally:
+            self.thread = None
+            if self.in_flight and not self.loop.is_closed():
+                # Something escaped the loop (a callback's KeyboardInterrupt, a kill): this
+                # thread reports it and ends; the calls in flight go on in a new one.
+                self._start()
 
 
 mark_root(_SharedLoop._run)  # coroutines run below it: a spinning one is preempted

@@ -24,7 +24,7 @@ And the loop's wait: a selector loop calls ``selector.select(timeout)`` when it 
 nothing to do. With the stdlib's epoll selector that blocks the OS thread and every
 green thread on it (under ``patch_all()`` the green ``DefaultSelector`` parks, but it
 registers every fd with the netpoller on every wait). Loops made after `install`
-without an explicit selector get a `HubSelector` instead: a real epoll selector whose
+without an explicit selector (or with a plain stdlib epoll one) get a `HubSelector`: a real epoll selector whose
 own fd (an epoll fd is readable when any fd in it is ready) is the one fd the hub's
 netpoller watches, so a wait costs the same whatever the number of sockets, and
 `HubSelector.wakeup` lets another green thread of the same OS thread wake the loop
@@ -51,14 +51,11 @@ from typing import Any, Callable, Optional
 from .._core._hub import _local as _hub_local
 from .._core._hub import get_hub
 from .._core._netpoll import EVENT_READ
-from .._core._preempt import mark_root
+from .._core._preempt import mark_root as mark_root  # for greensched.asyncio's thread bodies
 from ..local import local as _green_local
 from ._registry import original, patch_attr
 
 __all__ = ["install", "installed", "HubSelector", "EventLoop", "Waiter"]
-
-# Re-exported for greensched.asyncio, whose thread bodies run user code (see _preempt).
-mark_root = mark_root
 
 __implements__ = ["_get_running_loop", "_set_running_loop", "get_running_loop", "get_event_loop"]
 if hasattr(_events, "_get_event_loop"):  # 3.11 only (removed in 3.12)
@@ -186,11 +183,11 @@ class _HubSelectorBase(_OSSelector or selectors.PollSelector):  # type: ignore[m
 class HubSelector(_HubSelectorBase):
     """An epoll (kqueue) selector whose waits park the green thread on the hub.
 
-    ``select(timeout)`` asks the kernel without waiting; when nothing is ready and the
-    timeout allows, it parks until its own fd is readable (some fd in it is ready),
-    the timeout passes, or `wakeup` is called. Everything else is the stdlib
-    selector's. On a platform whose selectors have no fd (poll, select), the wait
-    falls back to watching every registered fd, as the green ``DefaultSelector`` does.
+    ``select(timeout)`` with a timeout other than 0 parks until its own fd is readable
+    (some fd in it is ready), the timeout passes, or `wakeup` is called, then asks the
+    kernel without waiting. Everything else is the stdlib selector's. On a platform
+    whose selectors have no fd (poll, select), the wait falls back to watching every
+    registered fd, as the green ``DefaultSelector`` does.
     """
 
     def __init__(self) -> None:
@@ -233,11 +230,11 @@ class HubSelector(_HubSelectorBase):
         """
         self._poked = True
         thread = self._sleeper
-        if thread is not None and thread._state == "PARKED":
+        if thread is not None:  # parked in our wait_fd (nowhere else while it is set)
             self._hub.unpark(thread, thread._park_seq, True)
 
     def close(self) -> None:
-        if _OSSelector is not None and self._selector is not None:  # type: ignore[attr-defined]
+        if _OSSelector is not None and self._selector is not None:
             try:
                 fd = self.fileno()
             except (OSError, ValueError):
@@ -247,7 +244,7 @@ class HubSelector(_HubSelectorBase):
         super().close()
 
 
-class EventLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+class EventLoop(asyncio.SelectorEventLoop):
     """A selector event loop that parks its green thread while it waits (`HubSelector`).
 
     ``asyncio.Runner(loop_factory=greensched.asyncio.EventLoop)`` or, on 3.12+,
@@ -263,8 +260,20 @@ _loop_init: Callable[..., None] = _selector_events.BaseSelectorEventLoop.__init_
 
 
 def _loop_init_green(self: Any, selector: Optional[selectors.BaseSelector] = None) -> None:
-    """``BaseSelectorEventLoop.__init__``: a loop given no selector gets a `HubSelector`."""
-    _loop_init(self, selector if selector is not None else HubSelector())
+    """``BaseSelectorEventLoop.__init__``: a loop given no selector gets a `HubSelector`.
+
+    So does one given a plain stdlib epoll (kqueue) selector, which would block the OS
+    thread: it becomes a `HubSelector` in place (the same object and registrations;
+    the class adds three attributes). Subclasses and other selectors are left alone.
+    """
+    if selector is None:
+        selector = HubSelector()
+    elif _OSSelector is not None and type(selector) is _OSSelector:
+        selector.__class__ = HubSelector
+        selector._sleeper = None  # type: ignore[attr-defined]
+        selector._poked = False  # type: ignore[attr-defined]
+        selector._hub = None  # type: ignore[attr-defined]
+    _loop_init(self, selector)
 
 
 class Waiter:
@@ -327,7 +336,7 @@ def install() -> None:
         ours["_get_event_loop"] = _get_event_loop
     # Whatever the functions were before (C or Python), replaced wherever they were copied.
     theirs = {id(getattr(_events, name)): ours[name] for name in ours}
-    if _C_CURRENT_TASK and _tasks.current_task is not _tasks._py_current_task:
+    if _C_CURRENT_TASK and _tasks.current_task is not getattr(_tasks, "_py_current_task", None):
         _c_current_task = _tasks.current_task
         theirs[id(_c_current_task)] = current_task
         patch_attr(_tasks, "current_task", current_task)
@@ -341,10 +350,11 @@ def install() -> None:
                owner="asyncio.events.BaseDefaultEventLoopPolicy")
     policy = getattr(_events, "_event_loop_policy", None)
     if isinstance(policy, _events.BaseDefaultEventLoopPolicy):
-        old = policy._local
-        policy._local = _Local()
-        policy._local._loop = getattr(old, "_loop", None)
-        policy._local._set_called = getattr(old, "_set_called", False)
+        old = getattr(policy, "_local", None)
+        local = _Local()
+        local._loop = getattr(old, "_loop", None)
+        local._set_called = getattr(old, "_set_called", False)
+        policy._local = local  # type: ignore[attr-defined]
     patch_attr(_selector_events.BaseSelectorEventLoop, "__init__", _loop_init_green,
                owner="asyncio.selector_events.BaseSelectorEventLoop")
     os.register_at_fork(after_in_child=_forget_after_fork)

@@ -39,7 +39,8 @@ class _Finder(importlib.abc.MetaPathFinder):
             if finder is self:
                 continue
             find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find is not None else None
+            spec: Optional[importlib.machinery.ModuleSpec] = (
+                find(fullname, path, target) if find is not None else None)
             if spec is not None:
                 break
         else:

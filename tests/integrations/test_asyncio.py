@@ -279,8 +279,8 @@ def test_cancelling_the_awaiting_task_kills_the_green_thread_and_waits_for_it() 
 def test_to_green_refuses_a_loop_that_blocks_the_os_thread() -> None:
     check("""
         import asyncio, selectors
+        early = asyncio.new_event_loop()  # made before greensched.asyncio: the stdlib's epoll
         import greensched.asyncio as gasyncio
-        loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())  # the stdlib's epoll
         async def main():
             try:
                 await gasyncio.to_green(print, "never")
@@ -288,7 +288,12 @@ def test_to_green_refuses_a_loop_that_blocks_the_os_thread() -> None:
                 assert "blocks the OS thread" in str(exc) and "loop_factory" in str(exc), exc
             else:
                 raise AssertionError("accepted a blocking loop")
-        loop.run_until_complete(main())
+        early.run_until_complete(main())
+        early.close()
+        # a plain stdlib epoll selector handed to a loop made afterwards parks instead
+        loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        assert isinstance(loop._selector, gasyncio.HubSelector)
+        assert loop.run_until_complete(gasyncio.to_green(lambda: 42)) == 42
         loop.close()
         print("ok")
     """)
@@ -451,5 +456,57 @@ def test_asyncio_subprocesses_in_green_threads_under_patch_all() -> None:
         for t in threads: t.join()
         assert results == {i: i for i in range(8)}
         assert time.monotonic() - start < 3.5  # at once: one after another is over 4 s
+        print("ok")
+    """)
+
+
+def test_patch_all_installs_the_asyncio_patch_when_asyncio_is_imported_and_not_before() -> None:
+    check("""
+        import sys
+        import greensched
+        from greensched.monkey import is_patched, original
+        greensched.patch_all()
+        assert "asyncio" not in sys.modules  # patch_all does not pay asyncio's import
+        import asyncio
+        assert is_patched("asyncio.events", "get_running_loop")
+        assert asyncio.get_running_loop is asyncio.events.get_running_loop
+        assert original("asyncio.events", "get_running_loop") is asyncio.events._c_get_running_loop
+        assert asyncio.__spec__.loader.__class__.__name__ == "SourceFileLoader"  # no trace of the hook
+        print("ok")
+    """)
+    check("""
+        import greensched
+        greensched.patch_all(asyncio=False)
+        import asyncio
+        from greensched.monkey import is_patched
+        assert not is_patched("asyncio.events")
+        assert asyncio.get_running_loop is asyncio.events._c_get_running_loop
+        print("ok")
+    """)
+
+
+def test_the_shared_loop_goes_on_when_something_escapes_it() -> None:
+    check("""
+        import asyncio
+        import greensched, greensched.asyncio as gasyncio
+
+        async def slow():
+            await asyncio.sleep(0.3)
+            return "survived"
+        first_thread = []
+        async def crasher():
+            first_thread.append(greensched.current_thread())
+            def escape():
+                raise SystemExit  # asyncio lets it out of run_forever
+            asyncio.get_running_loop().call_soon(escape)
+            await asyncio.sleep(0)
+            return 1
+        waiter = greensched.spawn(gasyncio.run_coroutine, slow())
+        greensched.sleep(0.05)
+        assert gasyncio.run_coroutine(crasher()) == 1
+        assert waiter.result(timeout=5) == "survived"
+        greensched.sleep(0.01)
+        assert first_thread[0].done()  # the loop's first green thread ended; a new one took over
+        assert gasyncio.run_coroutine(slow()) == "survived"
         print("ok")
     """)

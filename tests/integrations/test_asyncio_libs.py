@@ -1,10 +1,11 @@
 """Real asyncio libraries beside green threads: aiohttp, httpx, asyncio streams, anyio.
 
 Each test runs in a fresh interpreter after ``patch_all()`` (tests.util.run_python),
-with an aiohttp server (handlers cancelled when their client goes) running in a green thread of the same process (``SERVER``
-below) on 127.0.0.1: its ``/hello/{name}`` answers after 50 ms, ``/slow`` after
-30 s, and ``/relay/{name}`` calls ``/hello/{name}`` with blocking ``requests``
-through ``greensched.asyncio.to_green``.
+with an aiohttp server (handlers cancelled when their client goes) running in a
+green thread of the same process (``SERVER`` below) on 127.0.0.1: its
+``/hello/{name}`` answers after 50 ms, ``/slow`` after 30 s, and ``/relay/{name}``
+calls ``/hello/{name}`` with blocking ``requests`` through
+``greensched.asyncio.to_green``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from .._core._hub import get_hub
 from ..scheduler import sleep, wait_readable, wait_writable
 from ._registry import patch_attr
 
-__all__ = ["patch", "green_recv", "green_send", "green_semlock_acquire"]
+__all__ = ["patch", "green_semlock_acquire"]
 
 __implements__ = ["Connection._recv", "Connection._send", "connection._WaitSelector",
                   "synchronize.SemLock"]
@@ -58,8 +58,12 @@ def _chunk_for(fd: int) -> int:
         return _PIPE_BUF
 
 
-def green_recv(self: Any, size: int, read: Any = _os.read) -> io.BytesIO:
-    """`Connection._recv`: read exactly ``size`` bytes, parking until each part is there."""
+# The replacements carry the names of what they replace (`Connection._recv`...):
+# tracebacks, pickling by name and tests/monkey/test_class_behaviour.py read them.
+
+
+def _recv(self: Any, size: int, read: Any = _os.read) -> io.BytesIO:
+    """`Connection._recv`, green: read exactly ``size`` bytes, parking until each part is there."""
     buf = io.BytesIO()
     handle = self._handle
     remaining = size
@@ -79,8 +83,8 @@ def green_recv(self: Any, size: int, read: Any = _os.read) -> io.BytesIO:
     return buf
 
 
-def green_send(self: Any, buf: Any, write: Any = _os.write) -> None:
-    """`Connection._send`: write all of ``buf``, parking until the fd can take each part."""
+def _send(self: Any, buf: Any, write: Any = _os.write) -> None:
+    """`Connection._send`, green: write all of ``buf``, parking until the fd can take each part."""
     handle = self._handle
     view = memoryview(buf).cast("B")
     blocking = _os.get_blocking(handle)
@@ -130,16 +134,19 @@ def _make_methods(self: Any) -> None:
     self.release = semlock.release
 
 
-def _enter(self: Any) -> bool:
-    return green_semlock_acquire(self._semlock)
+class _GreenSemLock:
+    """Holds the green `SemLock.__enter__` (a class, so the method keeps its name)."""
+
+    def __enter__(self: Any) -> bool:
+        return green_semlock_acquire(self._semlock)
 
 
 def patch(selectors: bool = True) -> None:
     """Install the green Connection reads and writes, wait() selector and semaphore acquire."""
     import multiprocessing.connection as connection
 
-    patch_attr(connection.Connection, "_recv", green_recv, owner="multiprocessing.connection.Connection")
-    patch_attr(connection.Connection, "_send", green_send, owner="multiprocessing.connection.Connection")
+    patch_attr(connection.Connection, "_recv", _recv, owner="multiprocessing.connection.Connection")
+    patch_attr(connection.Connection, "_send", _send, owner="multiprocessing.connection.Connection")
     if selectors and hasattr(connection, "_WaitSelector"):
         from ..net import select as green_select
 
@@ -150,4 +157,4 @@ def patch(selectors: bool = True) -> None:
         return
     patch_attr(synchronize.SemLock, "_make_methods", _make_methods,
                owner="multiprocessing.synchronize.SemLock")
-    patch_attr(synchronize.SemLock, "__enter__", _enter, owner="multiprocessing.synchronize.SemLock")
+    patch_attr(synchronize.SemLock, "__enter__", _GreenSemLock.__enter__, owner="multiprocessing.synchronize.SemLock")

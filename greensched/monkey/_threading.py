@@ -271,6 +271,17 @@ class _GreenDummyThread(_stdlib_threading._DummyThread):  # type: ignore[misc, n
     def __init__(self) -> None:
         super().__init__()
         _dummy_removers.remover = _DummyRemover(self)
+        # 3.13+ (checked on 3.13.0): the stdlib's own remover sits in an OS-thread local
+        # that every green thread shares, so each new dummy's remover would drop the
+        # last one's (taking that green thread's dummy out of `_active`), and the last
+        # one would run at interpreter teardown, when `_active_limbo_lock` is None
+        # ("Exception ignored in _DeleteDummyThreadOnDel.__del__"). Ours does the job:
+        # disarm the stdlib's and let it go now. 3.11 and 3.12 have none.
+        info = getattr(_stdlib_threading, "_thread_local_info", None)
+        stdlib_remover = getattr(info, "_track_dummy_thread_ref", None)
+        if stdlib_remover is not None and getattr(stdlib_remover, "_dummy_thread", None) is self:
+            stdlib_remover._dummy_thread = None
+            del info._track_dummy_thread_ref
 
 
 def patch() -> None:

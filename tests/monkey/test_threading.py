@@ -281,6 +281,9 @@ def test_daemon_threads_that_asked_current_thread_exit_quietly() -> None:
         threads = [greensched.GreenThread(work, daemon=True).start() for _ in range(3)]
         greensched.sleep(0.05)
         assert all(t.state == "PARKED" for t in threads)
+        # Each keeps its own _DummyThread while it lives (3.13's stdlib remover, shared
+        # by all green threads through an OS-thread local, used to drop the others').
+        assert all(threading._active.get(t.ident) is not None for t in threads)
         print("exiting")
     """)
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,104 @@
+"""psycopg2 and psycopg 3 under patch_all(): the edges a reviewer found, each against a real PostgreSQL.
+
+Each test is a regression test for one bug (named in its docstring) and runs a program in
+a fresh interpreter, patched first thing (`run_child` of test_drivers_psycopg.py). Servers
+that misbehave (a cancel connection that hangs, a server that accepts and never answers)
+are small loopback listeners made here, in the child.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integrations.test_drivers_psycopg import ok, run_child
+from tests.servers.real import Server
+
+# A loopback TCP proxy to the real server: forwards the first ``forward`` connections and
+# accepts later ones without ever answering them (a cancel request that hangs, as behind a
+# dead network or an overloaded postmaster). Unpatched threads (the original socket
+# functions) so it works whatever the child does with the hub.
+PROXY = """
+import socket as _socket
+from greensched.monkey import original as _original
+_OSThread = _original("_thread", "start_new_thread")
+_real_socket = _original("socket", "socket")
+
+def start_proxy(host, port, forward=1):
+    listener = _real_socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(_socket.SHUT_RDWR)
+                except OSError:
+                    pass
+    def serve():
+        count = 0
+        while True:
+            client, _ = listener.accept()
+            count += 1
+            if count > forward:
+                held.append(client)   # accepted, never answered
+                continue
+            upstream = _real_socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            upstream.connect((host, port))
+            _OSThread(pump, (client, upstream))
+            _OSThread(pump, (upstream, client))
+    _OSThread(serve, ())
+    return listener.getsockname()[1], held
+"""
+
+
+def test_find_spec_probe_then_import_still_patches_the_driver(tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 4: the import hook left at ``find_spec`` time, so a probe then an import was unpatched."""
+    ok(run_child(tmp_path, postgres_server, """
+        import importlib.util
+        assert importlib.util.find_spec("psycopg") is not None      # an optional-dependency probe
+        assert importlib.util.find_spec("psycopg2") is not None
+        import psycopg, psycopg2.extensions
+        from greensched.monkey import is_module_patched, _psycopg
+        assert psycopg.waiting.wait is _psycopg.wait, psycopg.waiting.wait
+        assert psycopg2.extensions.get_wait_callback() is _psycopg.wait_callback
+        assert is_module_patched("psycopg") and is_module_patched("psycopg2")
+        print("ok")
+        """))
+
+
+def test_a_module_whose_body_raises_is_patched_when_a_later_import_succeeds(
+        tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 4: the hook was spent on an import whose body raised; the next import stayed unpatched."""
+    (tmp_path / "flaky_mod.py").write_text(
+        "import os\n"
+        "if os.path.exists(os.path.join(os.path.dirname(__file__), 'fail')):\n"
+        "    raise ImportError('flaky_mod: not this time')\n")
+    (tmp_path / "fail").write_text("")
+    ok(run_child(tmp_path, postgres_server, f"""
+        sys.path.insert(0, {str(tmp_path)!r})
+        from greensched.monkey._postimport import when_imported, _finder
+        calls = []
+        when_imported("flaky_mod", lambda: calls.append(sys.modules["flaky_mod"]))
+        try:
+            import flaky_mod
+        except ImportError:
+            pass
+        else:
+            raise AssertionError("flaky_mod imported")
+        assert calls == [] and "flaky_mod" in _finder.hooks and _finder in sys.meta_path
+        os.remove({str(tmp_path / "fail")!r})
+        import flaky_mod
+        assert calls == [flaky_mod], calls
+        assert "flaky_mod" not in _finder.hooks
+        print("ok")
+        """))

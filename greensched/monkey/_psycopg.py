@@ -31,8 +31,9 @@ progress"), nor leave the query running on the server:
   drops it (``conn.closed`` is true).
 * psycopg 3 already does exactly this for ``KeyboardInterrupt`` (and, in 3.3,
   ``SystemExit``): ``Connection.wait`` catches ``psycopg.connection._INTERRUPTED``,
-  cancels, and waits for the server (3.3: 5 s at most, then closes); we add
-  `GreenThreadExit` and `TimeoutExpired` to it.
+  cancels, and waits for the server (3.3: 5 s at most, then closes). We set it to
+  ``(BaseException,)``: any exception thrown into a parked query (`TimeoutExpired`,
+  ``GreenThreadExit``, one from ``GreenThread.throw()``) is an interruption.
 """
 
 from __future__ import annotations
@@ -46,12 +47,10 @@ from time import monotonic
 from types import ModuleType
 from typing import Any, Callable, Generator, Optional
 
-from .._core._errors import GreenThreadExit
+from .. import TimeoutExpired, wait_fds, wait_readable, wait_writable
 from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
-from ..scheduler import wait_fds, wait_readable, wait_writable
-from ..timeout import TimeoutExpired
 from ._postimport import when_imported
-from ._registry import mark_module, patch_attr
+from ._registry import mark_module, original, patch_attr
 
 __all__ = ["patch", "wait_callback", "wait", "wait_conn", "CANCEL_GRACE"]
 
@@ -219,7 +218,15 @@ _READY_NONE, _READY_R, _READY_W = 0, 1, 2
 
 
 def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
-    """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out)."""
+    """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out).
+
+    A timeout of 0 or less looks once, without parking: psycopg's ``timeout=0`` (as in
+    ``conn.notifies(timeout=0)``) promises at least one look at the socket, and
+    `wait_readable` with no time left would give up without looking.
+    """
+    if timeout is not None and timeout <= 0:
+        wanted = (_READY_R if s & _WAIT_R else 0) | (_READY_W if s & _WAIT_W else 0)
+        return _ready_now(fileno) & wanted
     if s == _WAIT_R:
         return _READY_R if wait_readable(fileno, timeout) else _READY_NONE
     if s == _WAIT_W:
@@ -231,9 +238,7 @@ def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
 
 def _ready_now(fileno: int) -> int:
     """Which of read and write ``fileno`` is ready for, without waiting (the C poll)."""
-    from ._registry import original
-
-    poller = original("select", "poll")()
+    poller = _c_poll()
     poller.register(fileno, 0x001 | 0x004)  # POLLIN | POLLOUT
     ready = _READY_NONE
     for _fd, events in poller.poll(0):
@@ -244,6 +249,11 @@ def _ready_now(fileno: int) -> int:
         if events & ~0x005:  # an error or hang-up: let libpq read it and say what happened
             ready |= _READY_R
     return ready
+
+
+#: The stdlib's C ``select.poll`` (never the patched one: this must not park), captured
+#: once; `_ready_now` makes one poll object per call (it is cheap: no syscall until poll).
+_c_poll: Callable[[], Any] = original("select", "poll")
 
 
 def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[float]:
@@ -334,15 +344,17 @@ def _install_psycopg(module: ModuleType) -> None:
     for name, function in replacements.items():
         if getattr(waiting, name) is not function:
             patch_attr(waiting, name, function)
-    # What Connection.wait cancels the query for: a tuple in 3.3, KeyboardInterrupt in 3.2.
-    connection = sys.modules.get("psycopg.connection")
-    interrupted = getattr(connection, "_INTERRUPTED", None)
-    if isinstance(interrupted, type):
-        interrupted = (interrupted,)
-    if isinstance(interrupted, tuple):
-        extra = tuple(e for e in (GreenThreadExit, TimeoutExpired) if e not in interrupted)
-        if extra:
-            patch_attr(connection, "_INTERRUPTED", interrupted + extra)
+    # What Connection.wait cancels the query for (KeyboardInterrupt in 3.2, with SystemExit
+    # in 3.3): any exception at all. Under green threads anything can be thrown into a
+    # parked query (a Timeout, a kill, GreenThread.throw(), Celery's SoftTimeLimitExceeded),
+    # and each leaves the connection busy unless psycopg cancels. Catching more is safe:
+    # psycopg cancels only while a query is active (``transaction_status == ACTIVE``), and
+    # its libpq generators' own errors leave none active; then it re-raises the exception.
+    connection = sys.modules.get("psycopg.connection") or _import_module("psycopg.connection")
+    if not hasattr(connection, "_INTERRUPTED"):
+        raise RuntimeError("psycopg.connection._INTERRUPTED is missing (checked on psycopg 3.2 and 3.3)")
+    if connection._INTERRUPTED != (BaseException,):
+        patch_attr(connection, "_INTERRUPTED", (BaseException,))
     mark_module("psycopg")
 
 

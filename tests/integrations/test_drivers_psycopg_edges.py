@@ -102,3 +102,52 @@ def test_a_module_whose_body_raises_is_patched_when_a_later_import_succeeds(
         assert "flaky_mod" not in _finder.hooks
         print("ok")
         """))
+
+
+def test_psycopg_notifies_timeout_zero_returns_a_notification_already_waiting(
+        tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 5: ``timeout=0`` never looked at the socket, so ``notifies(timeout=0)`` found nothing."""
+    ok(run_child(tmp_path, postgres_server, """
+        import psycopg
+        with psycopg.connect(URL, autocommit=True) as listener, psycopg.connect(URL, autocommit=True) as sender:
+            listener.execute("LISTEN greensched")
+            sender.execute("NOTIFY greensched, 'waiting'")
+            # The notification is in the listener's socket (readable, unread) before we ask.
+            assert greensched.wait_readable(listener.pgconn.socket, 5)
+            assert [n.payload for n in listener.notifies(timeout=0)] == ["waiting"]
+            assert list(listener.notifies(timeout=0)) == []   # and nothing more
+        print("ok")
+        """))
+
+
+def test_psycopg_any_exception_thrown_into_a_query_cancels_it_and_keeps_the_connection(
+        tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 6: an exception outside psycopg's ``_INTERRUPTED`` left the connection busy and the query running."""
+    ok(run_child(tmp_path, postgres_server, """
+        import psycopg
+        other = psycopg.connect(URL, autocommit=True)
+        activity = lambda pid: other.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        conn = psycopg.connect(URL, autocommit=True)
+        pid = conn.info.backend_pid
+        running = threading.Event()
+        def query():
+            running.set()
+            conn.execute("SELECT pg_sleep(10)")
+        thread = greensched.spawn(query)
+        running.wait()
+        for _ in range(250):   # until the server runs it
+            if activity(pid) == ("active",):
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the query never started")
+        started = time.monotonic()
+        thread.throw(ValueError("x"))   # as Celery's SoftTimeLimitExceeded would be
+        exc = thread.exception(5)
+        assert isinstance(exc, ValueError) and str(exc) == "x", repr(exc)
+        assert time.monotonic() - started < 4
+        assert gone_or_idle(pid, activity)
+        assert not conn.closed
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        print("ok")
+        """))

@@ -23,10 +23,11 @@ A `Timeout` or a kill during a query must not leave the connection busy with a
 query nobody reads (the next one would fail with "another command is already in
 progress"), nor leave the query running on the server:
 
-* psycopg2: `wait_callback` sends a cancel request (``conn.cancel()``, again every
-  0.25 s in case the first came before the query started), reads until the server
-  says the query ended (at most `CANCEL_GRACE` seconds), then lets the exception
-  go on. psycopg2 itself then closes the connection: any error from its wait
+* psycopg2: `wait_callback` asks the server to cancel the query
+  (``pg_cancel_backend()`` over a new green connection, `_Canceller`: never
+  ``conn.cancel()``, which blocks the whole process in C; again every 0.25 s in
+  case the first came before the query started), reads until the server says the
+  query ended, all within `CANCEL_GRACE` seconds, then lets the exception go on. psycopg2 itself then closes the connection: any error from its wait
   callback does (2.9's green.c), so it is closed cleanly, never left busy; a pool
   drops it (``conn.closed`` is true).
 * psycopg 3 already does exactly this for ``KeyboardInterrupt`` (and, in 3.3,
@@ -47,7 +48,7 @@ from time import monotonic
 from types import ModuleType
 from typing import Any, Callable, Generator, Optional
 
-from .. import TimeoutExpired, wait_fds, wait_readable, wait_writable
+from .. import Timeout, TimeoutExpired, wait_fds, wait_readable, wait_writable
 from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
 from ._postimport import when_imported
 from ._registry import mark_module, original, patch_attr
@@ -162,20 +163,21 @@ def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
     is that the server stops the query, which it would otherwise run to its end.
     """
     hub = get_hub()
+    canceller: Optional[_Canceller] = None
     try:
         if conn.closed or conn.status not in _QUERY_STATUSES:
             return  # still connecting (nothing to cancel), or gone
         deadline = monotonic() + CANCEL_GRACE
+        canceller = _Canceller(conn, deadline)
         next_cancel = 0.0
         while True:
             now = monotonic()
             if now >= deadline:
                 return
             if now >= next_cancel:
-                # PQcancel: a short blocking exchange on a new connection (it holds the GIL,
-                # so to_thread would not help); it does not take the connection's lock.
-                conn.cancel()
-                next_cancel = now + _CANCEL_RESEND
+                canceller.cancel()
+                next_cancel = monotonic() + _CANCEL_RESEND
+                continue  # the cancel took time: look at the clock again
             state = conn.poll()
             if state == poll_ok:
                 return
@@ -185,6 +187,71 @@ def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
         if isinstance(exc, TimeoutExpired) or not isinstance(exc, Exception):
             raise  # interrupted again: that one goes on
         return
+    finally:
+        if canceller is not None:
+            canceller.close()
+
+
+class _Canceller:
+    """Cancels a psycopg2 connection's query green: ``pg_cancel_backend()`` over a new connection.
+
+    Not ``conn.cancel()``: that is libpq's PQcancel, which opens its own connection and
+    waits for it in C with the GIL held, freezing every thread of the process for as
+    long as the server or the network takes (forever, if it never answers). The new
+    connection is a psycopg2 one, so it parks through `wait_callback` like any other;
+    every step is bounded by the caller's deadline. It goes to the host and port the
+    query's connection reached (``conn.info``), as the same user.
+    """
+
+    __slots__ = ("_target", "_pid", "_deadline", "_conn")
+
+    def __init__(self, target: Any, deadline: float) -> None:
+        self._target = target
+        self._pid: int = target.get_backend_pid()
+        self._deadline = deadline
+        self._conn: Any = None
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the query once; give up quietly at the deadline or on an error."""
+        left = self._deadline - monotonic()
+        if left <= 0:
+            return
+        bound = Timeout(left)
+        try:
+            with bound:
+                if self._conn is None:
+                    self._conn = self._connect()
+                with self._conn.cursor() as cursor:
+                    cursor.execute("SELECT pg_cancel_backend(%s)", (self._pid,))
+        except TimeoutExpired as exc:
+            if exc.timeout is not bound:
+                raise  # an outer Timeout: it goes on
+            self.close()
+        except Exception:  # refused, reset, no permission: the drain's deadline still holds
+            self.close()
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        target = self._target
+        overrides: dict[str, Any] = {}
+        info = getattr(target, "info", None)  # psycopg2 2.8+
+        if info is not None:
+            # conn.dsn hides the password; a list of hosts may pick another server.
+            overrides = {"host": info.host, "port": info.port}
+            if info.password:
+                overrides["password"] = info.password
+        conn = psycopg2.connect(target.dsn, **overrides)
+        conn.autocommit = True
+        return conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
 
 
 # psycopg2's STATUS_READY, STATUS_BEGIN, STATUS_PREPARED: a query may be running.

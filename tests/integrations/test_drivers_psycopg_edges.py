@@ -8,6 +8,7 @@ are small loopback listeners made here, in the child.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from tests.integrations.test_drivers_psycopg import ok, run_child
@@ -151,3 +152,39 @@ def test_psycopg_any_exception_thrown_into_a_query_cancels_it_and_keeps_the_conn
         assert conn.execute("SELECT 1").fetchone() == (1,)
         print("ok")
         """))
+
+
+def test_psycopg2_cancel_that_hangs_never_freezes_the_process(tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 1: the cancel used PQcancel, which waits in C with the GIL held: a cancel
+    connection that hangs froze every thread (> 60 s). Now it is green and bounded."""
+    s = postgres_server
+    ok(run_child(tmp_path, postgres_server, before="import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n",
+                 body=PROXY + textwrap.dedent(f"""
+        import psycopg2
+        from greensched.monkey import _psycopg
+        _psycopg.CANCEL_GRACE = 1.0   # the test's patience; 5 s by default
+        port, held = start_proxy({s.host!r}, {s.port}, forward=1)
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user={s.user!r}, dbname={s.database!r})
+        pid = conn.get_backend_pid()
+        ticker = Ticker()
+        started = time.monotonic()
+        try:
+            with greensched.Timeout(0.2):
+                conn.cursor().execute("SELECT pg_sleep(20)")
+        except greensched.TimeoutExpired:
+            pass
+        else:
+            raise AssertionError("no timeout")
+        elapsed = time.monotonic() - started
+        gap = ticker.done()
+        assert held, "the cancel never reached the proxy"
+        assert 0.9 < elapsed < 4, elapsed      # the grace, then the Timeout goes on
+        assert gap < 0.5, gap                   # green all along
+        assert conn.closed
+        # The cancel never got through, so the query still runs: end it (the server's
+        # shutdown would wait for it).
+        direct = psycopg2.connect(URL)
+        direct.autocommit = True
+        direct.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+        print("ok")
+        """)))

@@ -73,18 +73,24 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
     """psycopg2's wait callback: run ``conn.poll()`` until it is done, parking between.
 
     psycopg2 calls it (holding the connection's lock) whenever libpq would block:
-    while connecting, sending a query and reading its results.
+    while connecting, sending a query and reading its results. While connecting it
+    keeps to ``connect_timeout``, as libpq does for a blocking connect but not for
+    the non-blocking one a wait callback makes it use.
     """
     hub = get_hub()
+    deadline = _connect_deadline(conn) if conn.status not in _QUERY_STATUSES else None
     while True:
         state = conn.poll()
         if state == _POLL_OK:
             return
+        timeout = None if deadline is None else deadline - monotonic()
+        if timeout is not None and timeout <= 0:
+            raise _psycopg2_error("timeout expired")  # libpq's own words for a blocking connect
         try:
             if state == _POLL_READ:
-                hub.wait_readable(conn.fileno(), None, _owner(conn))
+                hub.wait_readable(conn.fileno(), timeout, _owner(conn))
             elif state == _POLL_WRITE:
-                hub.wait_writable(conn.fileno(), None, _owner(conn))
+                hub.wait_writable(conn.fileno(), timeout, _owner(conn))
             else:
                 raise _psycopg2_error(f"psycopg2's conn.poll() returned {state!r}, which is not "
                                       f"POLL_OK, POLL_READ or POLL_WRITE")
@@ -95,6 +101,26 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
 
 # psycopg2.extensions' POLL_OK, POLL_READ, POLL_WRITE (its documented values; checked at install).
 _POLL_OK, _POLL_READ, _POLL_WRITE = 0, 1, 2
+
+
+def _connect_deadline(conn: Any) -> Optional[float]:
+    """When a connect must give up, from its ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``).
+
+    libpq's rules (its ``connectDBComplete``): whole seconds; 0, a negative value or
+    none means no limit; 1 means 2. libpq applies it to each host it tries; here it
+    bounds the whole connect, which is the same for one host and shorter for a list.
+    """
+    try:
+        value = conn.get_dsn_parameters().get("connect_timeout")  # PQconninfo: the DSN and PG* env
+    except Exception:  # psycopg2 < 2.7, or a closed connection
+        value = os.environ.get("PGCONNECT_TIMEOUT")
+    try:
+        seconds = int(str(value).strip()) if value not in (None, "") else 0
+    except ValueError:
+        return None  # libpq itself refuses a malformed value before we are called
+    if seconds <= 0:
+        return None
+    return monotonic() + max(seconds, 2)
 
 
 def _psycopg2_error(message: str) -> BaseException:

@@ -188,3 +188,61 @@ def test_psycopg2_cancel_that_hangs_never_freezes_the_process(tmp_path: Path, po
         direct.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
         print("ok")
         """)))
+
+
+# A server that accepts connections and never answers: the kernel completes the TCP
+# handshake for a listening socket that is never accept()ed.
+SILENT = """
+import socket as _socket
+from greensched.monkey import original as _original
+silent = _original("socket", "socket")(_socket.AF_INET, _socket.SOCK_STREAM)
+silent.bind(("127.0.0.1", 0))
+silent.listen(16)
+SILENT_PORT = silent.getsockname()[1]
+"""
+
+
+def test_psycopg2_connect_timeout_holds_under_the_wait_callback(tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 3: libpq ignores connect_timeout for the non-blocking connect a wait callback
+    makes it use: against a server that never answers, the connect hung."""
+    ok(run_child(tmp_path, postgres_server, before="import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n",
+                 body=SILENT + textwrap.dedent("""
+        import psycopg2
+        ticker = Ticker()
+        started = time.monotonic()
+        try:
+            psycopg2.connect(host="127.0.0.1", port=SILENT_PORT, user="postgres", connect_timeout=2)
+        except psycopg2.OperationalError as exc:
+            assert "timeout expired" in str(exc), exc
+        else:
+            raise AssertionError("connected to a silent server")
+        elapsed = time.monotonic() - started
+        assert 1.9 < elapsed < 4, elapsed     # libpq's rule: 2 s
+        gap = ticker.done()
+        assert gap < 0.1, gap
+        conn = psycopg2.connect(URL, connect_timeout=2)   # a live server: connects as before
+        conn.cursor().execute("SELECT 1")
+        print("ok")
+        """)))
+
+
+def test_psycopg_connect_timeout_holds_green(tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 3's check for psycopg 3: it implements connect_timeout in Python, which our
+    wait_conn keeps (its ``timeout``), green."""
+    ok(run_child(tmp_path, postgres_server, before="import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n",
+                 body=SILENT + textwrap.dedent("""
+        import psycopg
+        ticker = Ticker()
+        started = time.monotonic()
+        try:
+            psycopg.connect(host="127.0.0.1", port=SILENT_PORT, user="postgres", connect_timeout=2)
+        except psycopg.OperationalError as exc:
+            assert "timeout expired" in str(exc), exc
+        else:
+            raise AssertionError("connected to a silent server")
+        elapsed = time.monotonic() - started
+        assert 1.9 < elapsed < 4, elapsed
+        gap = ticker.done()
+        assert gap < 0.1, gap
+        print("ok")
+        """)))

@@ -49,7 +49,7 @@ from types import ModuleType
 from typing import Any, Callable, Generator, Optional
 
 from .. import Timeout, TimeoutExpired, wait_fds, wait_readable, wait_writable
-from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
+from .._core._hub import Hub, get_hub  # its fd waits take an owner (see _LibpqSocket)
 from ._postimport import when_imported
 from ._registry import mark_module, original, patch_attr
 
@@ -79,6 +79,16 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
     """
     hub = get_hub()
     deadline = _connect_deadline(conn) if conn.status not in _QUERY_STATUSES else None
+    key = id(conn)
+    _busy[key] = hub.current  # psycopg2 holds the connection's lock until we return
+    try:
+        _wait_until_done(conn, hub, deadline)
+    finally:
+        if _busy.get(key) is hub.current:
+            del _busy[key]
+
+
+def _wait_until_done(conn: Any, hub: Hub, deadline: Optional[float]) -> None:
     while True:
         state = conn.poll()
         if state == _POLL_OK:
@@ -97,6 +107,29 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
         except BaseException:  # a Timeout, a kill, Ctrl-C: the query must not go on
             _cancel_and_drain(conn, _POLL_OK, _POLL_READ)
             raise
+
+
+#: id(connection) -> the green thread parked in its wait callback, which holds the
+#: connection's C lock meanwhile. For the blocking detector's report (`_busy_hint`).
+_busy: dict[int, Any] = {}
+
+
+def _busy_hint() -> str:
+    """The blocking detector's note on psycopg2 connections in the middle of a query."""
+    from .._core._introspect import display_name  # the threading.Thread's name, if it is one
+
+    holders = [display_name(thread) for thread in list(_busy.values())]
+    if not holders:
+        return ""
+    names = ", ".join(repr(name) for name in holders[:5]) + (", ..." if len(holders) > 5 else "")
+    return (f"psycopg2: {len(holders)} connection(s) are in the middle of a query, parked in green "
+            f"thread(s) {names}. psycopg2 holds a connection's lock while its query waits: a call "
+            f"on that same connection from another green thread (close(), a cursor's execute(), "
+            f"commit()) waits in C for that lock, holding this OS thread, so the query's thread "
+            f"never runs again to release it: a deadlock. Do not share a psycopg2 connection "
+            f"between green threads while one uses it (give each its own, or a pool); stop a "
+            f"query with a greensched.Timeout or kill() of the thread running it "
+            f"(docs/drivers.md).\n")
 
 
 # psycopg2.extensions' POLL_OK, POLL_READ, POLL_WRITE (its documented values; checked at install).
@@ -300,6 +333,9 @@ def _install_psycopg2(module: ModuleType) -> None:
                       RuntimeWarning, stacklevel=4)
         return
     setter(wait_callback)
+    from ..monitor import add_stuck_hint
+
+    add_stuck_hint(_busy_hint)
     mark_module("psycopg2")
 
 

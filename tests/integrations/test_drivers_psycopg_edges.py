@@ -246,3 +246,38 @@ def test_psycopg_connect_timeout_holds_green(tmp_path: Path, postgres_server: Se
         assert gap < 0.1, gap
         print("ok")
         """)))
+
+
+def test_psycopg2_connection_used_from_a_second_green_thread_is_named_in_the_detector_report(
+        tmp_path: Path, postgres_server: Server) -> None:
+    """Bug 2 (documented, not fixed: docs/drivers.md says why): psycopg2 holds a connection's
+    C lock while its query parks, so ``close()`` on it from another green thread waits for
+    that lock in C, holding the OS thread: a deadlock. The blocking detector now says so."""
+    proc = run_child(tmp_path, postgres_server, """
+        import psycopg2
+        conn = psycopg2.connect(URL)
+        print("pid", conn.get_backend_pid(), flush=True)
+        running = threading.Event()
+        def query():
+            running.set()
+            conn.cursor().execute("SELECT pg_sleep(30)")
+        threading.Thread(target=query, name="the-query").start()
+        running.wait()
+        time.sleep(0.2)            # parked in the wait callback, holding the lock
+        greensched.start_blocking_detector(0.1)
+        import faulthandler
+        faulthandler.dump_traceback_later(1.5, exit=True)   # the deadlock's only way out
+        conn.close()               # deadlocks: waits in C for the lock the query holds
+        print("closed")
+        """)
+    pid = int(proc.stdout.split()[1])
+    import psycopg2
+    with psycopg2.connect(postgres_server.url) as direct:   # end the orphaned query
+        direct.autocommit = True
+        direct.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert "closed" not in proc.stdout, (proc.stdout, proc.stderr)   # if psycopg2 changes: update the docs
+    report = proc.stderr
+    assert "has held the CPU for" in report, report
+    assert ("psycopg2: 1 connection(s) are in the middle of a query, parked in green thread(s) "
+            "'the-query'") in report, report
+    assert "close()" in report and "deadlock" in report, report

@@ -123,13 +123,11 @@ def _busy_hint() -> str:
         return ""
     names = ", ".join(repr(name) for name in holders[:5]) + (", ..." if len(holders) > 5 else "")
     return (f"psycopg2: {len(holders)} connection(s) are in the middle of a query, parked in green "
-            f"thread(s) {names}. psycopg2 holds a connection's lock while its query waits: a call "
-            f"on that same connection from another green thread (close(), a cursor's execute(), "
-            f"commit()) waits in C for that lock, holding this OS thread, so the query's thread "
-            f"never runs again to release it: a deadlock. Do not share a psycopg2 connection "
-            f"between green threads while one uses it (give each its own, or a pool); stop a "
-            f"query with a greensched.Timeout or kill() of the thread running it "
-            f"(docs/drivers.md).\n")
+            f"thread(s) {names}. psycopg2 holds a connection's lock while its query waits, and its "
+            f"close() waits in C for that lock: close() on that connection from another green "
+            f"thread holds this OS thread, so the query's thread never runs again to release "
+            f"it, a deadlock. Close a connection from the thread that uses it; to stop its "
+            f"query, use a greensched.Timeout in that thread or kill() it (docs/drivers.md).\n")
 
 
 # psycopg2.extensions' POLL_OK, POLL_READ, POLL_WRITE (its documented values; checked at install).

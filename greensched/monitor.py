@@ -29,9 +29,9 @@ from __future__ import annotations
 import _thread
 import os
 import sys
-from time import monotonic
 import traceback
-from typing import Callable, Optional, TextIO
+from time import monotonic
+from typing import Any, Callable, Optional, TextIO
 
 from ._core import _introspect, _preempt
 from ._core._hub import Hub, get_hub
@@ -269,7 +269,7 @@ def add_stuck_hint(hint: Callable[[], str]) -> None:
 
 def _hints() -> str:
     text = ""
-    for hint in list(_stuck_hints):
+    for hint in _stuck_hints:  # appended to, never removed from: safe to iterate
         try:
             text += hint()
         except Exception as exc:  # a hint must not cost the report

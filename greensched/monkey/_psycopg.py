@@ -50,6 +50,7 @@ from typing import Any, Callable, Generator, Optional
 
 from .. import Timeout, TimeoutExpired, wait_fds, wait_readable, wait_writable
 from .._core._hub import Hub, get_hub  # its fd waits take an owner (see _LibpqSocket)
+from .._core._introspect import display_name
 from ._postimport import when_imported
 from ._registry import mark_module, original, patch_attr
 
@@ -116,9 +117,7 @@ _busy: dict[int, Any] = {}
 
 def _busy_hint() -> str:
     """The blocking detector's note on psycopg2 connections in the middle of a query."""
-    from .._core._introspect import display_name  # the threading.Thread's name, if it is one
-
-    holders = [display_name(thread) for thread in list(_busy.values())]
+    holders = [display_name(thread) for thread in list(_busy.values())]  # threading's names
     if not holders:
         return ""
     names = ", ".join(repr(name) for name in holders[:5]) + (", ..." if len(holders) > 5 else "")

@@ -15,6 +15,12 @@ hook instead, and this module installs it:
   ``wait_c``, because ``waiting._is_select_patched()`` only recognises gevent. We
   replace both functions with `wait` and `wait_conn` below, which park on the fd.
 
+psycopg2's callback also keeps ``connect_timeout`` (libpq ignores it for the
+non-blocking connect a callback makes it use), and records which connections are
+in the middle of a query: psycopg2 holds a connection's C lock meanwhile, and a
+``close()`` of it from another green thread deadlocks; the blocking detector's
+report names them (`_busy_hint`).
+
 `patch` installs them at once for a driver already imported, and otherwise right
 after the driver's package is imported (`_postimport.when_imported`).
 ``patch_all(drivers=False)`` leaves both drivers alone.

@@ -389,8 +389,12 @@ _c_poll: Callable[[], Any] = original("select", "poll")
 
 
 def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[float]:
-    """How long one park may last: until the next interval check, never past the deadline."""
-    step = interval if interval is not None and interval > 0 else None
+    """How long one park may last: until the next interval check, never past the deadline.
+
+    An interval of 0 means "look once", as in psycopg's own functions (their
+    ``select(timeout=interval)``): psycopg 3.2's ``notifies(timeout=0)`` passes it.
+    """
+    step = max(0.0, interval) if interval is not None else None
     if deadline is None:
         return step
     left = max(0.0, deadline - monotonic())

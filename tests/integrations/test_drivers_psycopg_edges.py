@@ -14,6 +14,9 @@ from pathlib import Path
 from tests.integrations.test_drivers_psycopg import ok, run_child
 from tests.servers.real import Server
 
+# A hang fails the test in 20 s, with every thread's stack, rather than at run_child's 90 s.
+WATCHDOG = "import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n"
+
 # A loopback TCP proxy to the real server: forwards the first ``forward`` connections and
 # accepts later ones without ever answering them (a cancel request that hangs, as behind a
 # dead network or an overloaded postmaster). Unpatched threads (the original socket
@@ -107,8 +110,9 @@ def test_a_module_whose_body_raises_is_patched_when_a_later_import_succeeds(
 
 def test_psycopg_notifies_timeout_zero_returns_a_notification_already_waiting(
         tmp_path: Path, postgres_server: Server) -> None:
-    """Bug 5: ``timeout=0`` never looked at the socket, so ``notifies(timeout=0)`` found nothing."""
-    ok(run_child(tmp_path, postgres_server, """
+    """Bug 5: ``timeout=0`` never looked at the socket, so ``notifies(timeout=0)`` found
+    nothing (psycopg 3.3), or waited forever (3.2, which passes it as an interval of 0)."""
+    ok(run_child(tmp_path, postgres_server, before=WATCHDOG, body="""
         import psycopg
         with psycopg.connect(URL, autocommit=True) as listener, psycopg.connect(URL, autocommit=True) as sender:
             listener.execute("LISTEN greensched")
@@ -158,7 +162,7 @@ def test_psycopg2_cancel_that_hangs_never_freezes_the_process(tmp_path: Path, po
     """Bug 1: the cancel used PQcancel, which waits in C with the GIL held: a cancel
     connection that hangs froze every thread (> 60 s). Now it is green and bounded."""
     s = postgres_server
-    ok(run_child(tmp_path, postgres_server, before="import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n",
+    ok(run_child(tmp_path, postgres_server, before=WATCHDOG,
                  body=PROXY + textwrap.dedent(f"""
         import psycopg2
         from greensched.monkey import _psycopg
@@ -205,7 +209,7 @@ SILENT_PORT = silent.getsockname()[1]
 def test_psycopg2_connect_timeout_holds_under_the_wait_callback(tmp_path: Path, postgres_server: Server) -> None:
     """Bug 3: libpq ignores connect_timeout for the non-blocking connect a wait callback
     makes it use: against a server that never answers, the connect hung."""
-    ok(run_child(tmp_path, postgres_server, before="import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n",
+    ok(run_child(tmp_path, postgres_server, before=WATCHDOG,
                  body=SILENT + textwrap.dedent("""
         import psycopg2
         ticker = Ticker()
@@ -229,7 +233,7 @@ def test_psycopg2_connect_timeout_holds_under_the_wait_callback(tmp_path: Path, 
 def test_psycopg_connect_timeout_holds_green(tmp_path: Path, postgres_server: Server) -> None:
     """Bug 3's check for psycopg 3: it implements connect_timeout in Python, which our
     wait_conn keeps (its ``timeout``), green."""
-    ok(run_child(tmp_path, postgres_server, before="import faulthandler; faulthandler.dump_traceback_later(20, exit=True)\n",
+    ok(run_child(tmp_path, postgres_server, before=WATCHDOG,
                  body=SILENT + textwrap.dedent("""
         import psycopg
         ticker = Ticker()

@@ -29,8 +29,9 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+import traceback
 from time import monotonic
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from ._core import _introspect, _preempt
 from ._core._hub import Hub, get_hub
@@ -227,6 +228,7 @@ class BlockingDetector:
             f"{len(hub._threads) - 1} other green threads, {hub.ready_count()} of them ready to run); "
             f"{self._why()}\n"
             f"{_stuck_call(caller)}"
+            f"{_hints()}"
             f"Its stack, innermost last:\n{body or '  (no Python frames outside greensched)'}\n"
         )
 
@@ -249,7 +251,33 @@ class BlockingDetector:
             _introspect.write_text(text, self.file)
 
 
-def _stuck_call(caller: Any) -> str:
+#: Functions that may explain a stuck call from what they know (the monkey layer's
+#: psycopg2 callback knows which connections are busy: `add_stuck_hint`). Each returns
+#: a paragraph ending in a newline, or "" when it has nothing to say.
+_stuck_hints: list[Callable[[], str]] = []
+
+
+def add_stuck_hint(hint: Callable[[], str]) -> None:
+    """Have the blocking detector's reports include ``hint()`` (once per function).
+
+    It runs in the detector's OS thread while the stuck one is stopped in C: it must
+    only read (no locks that thread may hold, no waiting).
+    """
+    if hint not in _stuck_hints:
+        _stuck_hints.append(hint)
+
+
+def _hints() -> str:
+    text = ""
+    for hint in _stuck_hints:  # appended to, never removed from: safe to iterate
+        try:
+            text += hint()
+        except Exception as exc:  # a hint must not cost the report
+            text += f"(a hint failed: {exc!r})\n"
+    return text
+
+
+def _stuck_call(caller: traceback.StackSummary) -> str:
     """The report's line naming the innermost Python frame outside greensched: the stuck
     call was made there (a C function it called has not returned), so that is the line
     to move to to_thread() or to fix."""

@@ -4,6 +4,11 @@ A patch of a module nobody imports costs its import: asyncio's takes about 20 ms
 a quarter of ``patch_all()``. `when_imported` patches at once if the module is
 already loaded, else right after its body has run, through a finder at the head of
 `sys.meta_path` that wraps the module's loader for that one import.
+
+A patch is done only once the body has run to its end: finding the module is not
+importing it (``importlib.util.find_spec(name)`` is a common probe for an optional
+dependency), and a body that raises leaves no module to patch. Until then the
+patch waits for the next attempt, and the finder stays while any patch waits.
 """
 
 from __future__ import annotations
@@ -47,18 +52,27 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _Loader(spec.loader, self.hooks.pop(fullname))
-        if not self.hooks:
-            sys.meta_path.remove(self)
+        # The hooks stay until the body has run (`_Loader.exec_module`): this spec may be
+        # a probe that is never loaded, or its body may raise.
+        spec.loader = _Loader(spec.loader, self, fullname)
         return spec
+
+    def imported(self, fullname: str) -> None:
+        """Module ``fullname``'s body has run: run its patches once, and leave if none wait."""
+        patches = self.hooks.pop(fullname, [])
+        if not self.hooks and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for patch in patches:
+            patch()
 
 
 class _Loader(importlib.abc.Loader):
     """The module's own loader, then the patches."""
 
-    def __init__(self, loader: Any, patches: list[Callable[[], None]]) -> None:
+    def __init__(self, loader: Any, finder: _Finder, fullname: str) -> None:
         self.loader = loader
-        self.patches = patches
+        self.finder = finder
+        self.fullname = fullname
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
         return self.loader.create_module(spec)  # type: ignore[no-any-return]
@@ -69,9 +83,8 @@ class _Loader(importlib.abc.Loader):
         module.__loader__ = self.loader
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
-        self.loader.exec_module(module)
-        for patch in self.patches:
-            patch()
+        self.loader.exec_module(module)  # if it raises, the patches wait for the next import
+        self.finder.imported(self.fullname)
 
     def __getattr__(self, name: str) -> Any:  # get_source, is_package... of the real loader
         return getattr(self.loader, name)

@@ -15,6 +15,12 @@ hook instead, and this module installs it:
   ``wait_c``, because ``waiting._is_select_patched()`` only recognises gevent. We
   replace both functions with `wait` and `wait_conn` below, which park on the fd.
 
+psycopg2's callback also keeps ``connect_timeout`` (libpq ignores it for the
+non-blocking connect a callback makes it use), and records which connections are
+in the middle of a query: psycopg2 holds a connection's C lock meanwhile, and a
+``close()`` of it from another green thread deadlocks; the blocking detector's
+report names them (`_busy_hint`).
+
 `patch` installs them at once for a driver already imported, and otherwise right
 after the driver's package is imported (`_postimport.when_imported`).
 ``patch_all(drivers=False)`` leaves both drivers alone.
@@ -23,16 +29,18 @@ A `Timeout` or a kill during a query must not leave the connection busy with a
 query nobody reads (the next one would fail with "another command is already in
 progress"), nor leave the query running on the server:
 
-* psycopg2: `wait_callback` sends a cancel request (``conn.cancel()``, again every
-  0.25 s in case the first came before the query started), reads until the server
-  says the query ended (at most `CANCEL_GRACE` seconds), then lets the exception
-  go on. psycopg2 itself then closes the connection: any error from its wait
+* psycopg2: `wait_callback` asks the server to cancel the query
+  (``pg_cancel_backend()`` over a new green connection, `_Canceller`: never
+  ``conn.cancel()``, which blocks the whole process in C; again every 0.25 s in
+  case the first came before the query started), reads until the server says the
+  query ended, all within `CANCEL_GRACE` seconds, then lets the exception go on. psycopg2 itself then closes the connection: any error from its wait
   callback does (2.9's green.c), so it is closed cleanly, never left busy; a pool
   drops it (``conn.closed`` is true).
 * psycopg 3 already does exactly this for ``KeyboardInterrupt`` (and, in 3.3,
   ``SystemExit``): ``Connection.wait`` catches ``psycopg.connection._INTERRUPTED``,
-  cancels, and waits for the server (3.3: 5 s at most, then closes); we add
-  `GreenThreadExit` and `TimeoutExpired` to it.
+  cancels, and waits for the server (3.3: 5 s at most, then closes). We set it to
+  ``(BaseException,)``: any exception thrown into a parked query (`TimeoutExpired`,
+  ``GreenThreadExit``, one from ``GreenThread.throw()``) is an interruption.
 """
 
 from __future__ import annotations
@@ -46,12 +54,11 @@ from time import monotonic
 from types import ModuleType
 from typing import Any, Callable, Generator, Optional
 
-from .._core._errors import GreenThreadExit
-from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
-from ..scheduler import wait_fds, wait_readable, wait_writable
-from ..timeout import TimeoutExpired
+from .. import Timeout, TimeoutExpired, wait_fds, wait_readable, wait_writable
+from .._core._hub import Hub, get_hub  # its fd waits take an owner (see _LibpqSocket)
+from .._core._introspect import display_name
 from ._postimport import when_imported
-from ._registry import mark_module, patch_attr
+from ._registry import mark_module, original, patch_attr
 
 __all__ = ["patch", "wait_callback", "wait", "wait_conn", "CANCEL_GRACE"]
 
@@ -73,18 +80,34 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
     """psycopg2's wait callback: run ``conn.poll()`` until it is done, parking between.
 
     psycopg2 calls it (holding the connection's lock) whenever libpq would block:
-    while connecting, sending a query and reading its results.
+    while connecting, sending a query and reading its results. While connecting it
+    keeps to ``connect_timeout``, as libpq does for a blocking connect but not for
+    the non-blocking one a wait callback makes it use.
     """
     hub = get_hub()
+    deadline = _connect_deadline(conn) if conn.status not in _QUERY_STATUSES else None
+    key = id(conn)
+    _busy[key] = hub.current  # psycopg2 holds the connection's lock until we return
+    try:
+        _wait_until_done(conn, hub, deadline)
+    finally:
+        if _busy.get(key) is hub.current:
+            del _busy[key]
+
+
+def _wait_until_done(conn: Any, hub: Hub, deadline: Optional[float]) -> None:
     while True:
         state = conn.poll()
         if state == _POLL_OK:
             return
+        timeout = None if deadline is None else deadline - monotonic()
+        if timeout is not None and timeout <= 0:
+            raise _psycopg2_error("timeout expired")  # libpq's own words for a blocking connect
         try:
             if state == _POLL_READ:
-                hub.wait_readable(conn.fileno(), None, _owner(conn))
+                hub.wait_readable(conn.fileno(), timeout, _owner(conn))
             elif state == _POLL_WRITE:
-                hub.wait_writable(conn.fileno(), None, _owner(conn))
+                hub.wait_writable(conn.fileno(), timeout, _owner(conn))
             else:
                 raise _psycopg2_error(f"psycopg2's conn.poll() returned {state!r}, which is not "
                                       f"POLL_OK, POLL_READ or POLL_WRITE")
@@ -93,8 +116,47 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
             raise
 
 
+#: id(connection) -> the green thread parked in its wait callback, which holds the
+#: connection's C lock meanwhile. For the blocking detector's report (`_busy_hint`).
+_busy: dict[int, Any] = {}
+
+
+def _busy_hint() -> str:
+    """The blocking detector's note on psycopg2 connections in the middle of a query."""
+    holders = [display_name(thread) for thread in list(_busy.values())]  # threading's names
+    if not holders:
+        return ""
+    names = ", ".join(repr(name) for name in holders[:5]) + (", ..." if len(holders) > 5 else "")
+    return (f"psycopg2: {len(holders)} connection(s) are in the middle of a query, parked in green "
+            f"thread(s) {names}. psycopg2 holds a connection's lock while its query waits, and its "
+            f"close() waits in C for that lock: close() on that connection from another green "
+            f"thread holds this OS thread, so the query's thread never runs again to release "
+            f"it, a deadlock. Close a connection from the thread that uses it; to stop its "
+            f"query, use a greensched.Timeout in that thread or kill() it (docs/drivers.md).\n")
+
+
 # psycopg2.extensions' POLL_OK, POLL_READ, POLL_WRITE (its documented values; checked at install).
 _POLL_OK, _POLL_READ, _POLL_WRITE = 0, 1, 2
+
+
+def _connect_deadline(conn: Any) -> Optional[float]:
+    """When a connect must give up, from its ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``).
+
+    libpq's rules (its ``connectDBComplete``): whole seconds; 0, a negative value or
+    none means no limit; 1 means 2. libpq applies it to each host it tries; here it
+    bounds the whole connect, which is the same for one host and shorter for a list.
+    """
+    try:
+        value = conn.get_dsn_parameters().get("connect_timeout")  # PQconninfo: the DSN and PG* env
+    except Exception:  # psycopg2 < 2.7, or a closed connection
+        value = os.environ.get("PGCONNECT_TIMEOUT")
+    try:
+        seconds = int(str(value).strip()) if value not in (None, "") else 0
+    except ValueError:
+        return None  # libpq itself refuses a malformed value before we are called
+    if seconds <= 0:
+        return None
+    return monotonic() + max(seconds, 2)
 
 
 def _psycopg2_error(message: str) -> BaseException:
@@ -163,20 +225,21 @@ def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
     is that the server stops the query, which it would otherwise run to its end.
     """
     hub = get_hub()
+    canceller: Optional[_Canceller] = None
     try:
         if conn.closed or conn.status not in _QUERY_STATUSES:
             return  # still connecting (nothing to cancel), or gone
         deadline = monotonic() + CANCEL_GRACE
+        canceller = _Canceller(conn, deadline)
         next_cancel = 0.0
         while True:
             now = monotonic()
             if now >= deadline:
                 return
             if now >= next_cancel:
-                # PQcancel: a short blocking exchange on a new connection (it holds the GIL,
-                # so to_thread would not help); it does not take the connection's lock.
-                conn.cancel()
-                next_cancel = now + _CANCEL_RESEND
+                canceller.cancel()
+                next_cancel = monotonic() + _CANCEL_RESEND
+                continue  # the cancel took time: look at the clock again
             state = conn.poll()
             if state == poll_ok:
                 return
@@ -186,6 +249,71 @@ def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
         if isinstance(exc, TimeoutExpired) or not isinstance(exc, Exception):
             raise  # interrupted again: that one goes on
         return
+    finally:
+        if canceller is not None:
+            canceller.close()
+
+
+class _Canceller:
+    """Cancels a psycopg2 connection's query green: ``pg_cancel_backend()`` over a new connection.
+
+    Not ``conn.cancel()``: that is libpq's PQcancel, which opens its own connection and
+    waits for it in C with the GIL held, freezing every thread of the process for as
+    long as the server or the network takes (forever, if it never answers). The new
+    connection is a psycopg2 one, so it parks through `wait_callback` like any other;
+    every step is bounded by the caller's deadline. It goes to the host and port the
+    query's connection reached (``conn.info``), as the same user.
+    """
+
+    __slots__ = ("_target", "_pid", "_deadline", "_conn")
+
+    def __init__(self, target: Any, deadline: float) -> None:
+        self._target = target
+        self._pid: int = target.get_backend_pid()
+        self._deadline = deadline
+        self._conn: Any = None
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the query once; give up quietly at the deadline or on an error."""
+        left = self._deadline - monotonic()
+        if left <= 0:
+            return
+        bound = Timeout(left)
+        try:
+            with bound:
+                if self._conn is None:
+                    self._conn = self._connect()
+                with self._conn.cursor() as cursor:
+                    cursor.execute("SELECT pg_cancel_backend(%s)", (self._pid,))
+        except TimeoutExpired as exc:
+            if exc.timeout is not bound:
+                raise  # an outer Timeout: it goes on
+            self.close()
+        except Exception:  # refused, reset, no permission: the drain's deadline still holds
+            self.close()
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        target = self._target
+        overrides: dict[str, Any] = {}
+        info = getattr(target, "info", None)  # psycopg2 2.8+
+        if info is not None:
+            # conn.dsn hides the password; a list of hosts may pick another server.
+            overrides = {"host": info.host, "port": info.port}
+            if info.password:
+                overrides["password"] = info.password
+        conn = psycopg2.connect(target.dsn, **overrides)
+        conn.autocommit = True
+        return conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
 
 
 # psycopg2's STATUS_READY, STATUS_BEGIN, STATUS_PREPARED: a query may be running.
@@ -208,6 +336,9 @@ def _install_psycopg2(module: ModuleType) -> None:
                       RuntimeWarning, stacklevel=4)
         return
     setter(wait_callback)
+    from ..monitor import add_stuck_hint
+
+    add_stuck_hint(_busy_hint)
     mark_module("psycopg2")
 
 
@@ -219,7 +350,15 @@ _READY_NONE, _READY_R, _READY_W = 0, 1, 2
 
 
 def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
-    """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out)."""
+    """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out).
+
+    A timeout of 0 or less looks once, without parking: psycopg's ``timeout=0`` (as in
+    ``conn.notifies(timeout=0)``) promises at least one look at the socket, and
+    `wait_readable` with no time left would give up without looking.
+    """
+    if timeout is not None and timeout <= 0:
+        wanted = (_READY_R if s & _WAIT_R else 0) | (_READY_W if s & _WAIT_W else 0)
+        return _ready_now(fileno) & wanted
     if s == _WAIT_R:
         return _READY_R if wait_readable(fileno, timeout) else _READY_NONE
     if s == _WAIT_W:
@@ -231,9 +370,7 @@ def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
 
 def _ready_now(fileno: int) -> int:
     """Which of read and write ``fileno`` is ready for, without waiting (the C poll)."""
-    from ._registry import original
-
-    poller = original("select", "poll")()
+    poller = _c_poll()
     poller.register(fileno, 0x001 | 0x004)  # POLLIN | POLLOUT
     ready = _READY_NONE
     for _fd, events in poller.poll(0):
@@ -246,9 +383,18 @@ def _ready_now(fileno: int) -> int:
     return ready
 
 
+#: The stdlib's C ``select.poll`` (never the patched one: this must not park), captured
+#: once; `_ready_now` makes one poll object per call (it is cheap: no syscall until poll).
+_c_poll: Callable[[], Any] = original("select", "poll")
+
+
 def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[float]:
-    """How long one park may last: until the next interval check, never past the deadline."""
-    step = interval if interval is not None and interval > 0 else None
+    """How long one park may last: until the next interval check, never past the deadline.
+
+    An interval of 0 means "look once", as in psycopg's own functions (their
+    ``select(timeout=interval)``): psycopg 3.2's ``notifies(timeout=0)`` passes it.
+    """
+    step = max(0.0, interval) if interval is not None else None
     if deadline is None:
         return step
     left = max(0.0, deadline - monotonic())
@@ -334,15 +480,17 @@ def _install_psycopg(module: ModuleType) -> None:
     for name, function in replacements.items():
         if getattr(waiting, name) is not function:
             patch_attr(waiting, name, function)
-    # What Connection.wait cancels the query for: a tuple in 3.3, KeyboardInterrupt in 3.2.
-    connection = sys.modules.get("psycopg.connection")
-    interrupted = getattr(connection, "_INTERRUPTED", None)
-    if isinstance(interrupted, type):
-        interrupted = (interrupted,)
-    if isinstance(interrupted, tuple):
-        extra = tuple(e for e in (GreenThreadExit, TimeoutExpired) if e not in interrupted)
-        if extra:
-            patch_attr(connection, "_INTERRUPTED", interrupted + extra)
+    # What Connection.wait cancels the query for (KeyboardInterrupt in 3.2, with SystemExit
+    # in 3.3): any exception at all. Under green threads anything can be thrown into a
+    # parked query (a Timeout, a kill, GreenThread.throw(), Celery's SoftTimeLimitExceeded),
+    # and each leaves the connection busy unless psycopg cancels. Catching more is safe:
+    # psycopg cancels only while a query is active (``transaction_status == ACTIVE``), and
+    # its libpq generators' own errors leave none active; then it re-raises the exception.
+    connection = sys.modules.get("psycopg.connection") or _import_module("psycopg.connection")
+    if not hasattr(connection, "_INTERRUPTED"):
+        raise RuntimeError("psycopg.connection._INTERRUPTED is missing (checked on psycopg 3.2 and 3.3)")
+    if connection._INTERRUPTED != (BaseException,):
+        patch_attr(connection, "_INTERRUPTED", (BaseException,))
     mark_module("psycopg")
 
 

@@ -39,8 +39,6 @@ What happens, and why
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import sys
 import warnings
 from time import monotonic
@@ -59,6 +57,14 @@ with warnings.catch_warnings():
 
 from . import Condition, Event, GreenThread, GreenThreadExit, current_thread, is_patched, original
 from . import sleep, spawn
+# Two private core functions, on purpose; both should become public API once the core's
+# restructuring settles (gunicorn.py and monkey/_threading.py import mark_root too):
+# * thread_frame: `_unstick_shutdown` must see whether the main green thread is parked
+#   inside kombu's ``drain_events`` before it interrupts that wait; no public call gives
+#   another green thread's frame (a ``GreenThread.frame`` property would).
+# * mark_root: the preemptor never switches while a greensched frame is on the stack,
+#   so the pool's functions that call task code (`TaskPool._run_job`, `Timer._fire`)
+#   must be declared entry points, or a computing task would never be preempted.
 from ._core._introspect import thread_frame
 from ._core._preempt import mark_root
 
@@ -68,12 +74,13 @@ try:
     from celery.concurrency import base as _base
     from celery.exceptions import SoftTimeLimitExceeded, WorkerShutdown, WorkerTerminate
     from celery.utils.log import get_logger
-    from kombu.asynchronous import timer as _kombu_timer
     from kombu.utils import compat as _kombu_compat
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "greensched.celery needs Celery 5.3 or later; install it with `pip install celery`"
     ) from _exc
+
+from ._celery_timers import Deadlines, Timer
 
 __all__ = ["TaskPool", "Timer", "ENVIRONMENT"]
 
@@ -195,62 +202,6 @@ def _size_redis_pool(app: Any, limit: int) -> None:
         conf.broker_transport_options = options
 
 
-class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hints
-    """Celery's timer (ETA and countdown tasks, heartbeats) on green sleeps.
-
-    Each entry sleeps on a green thread of its own until it is due, then runs; a
-    cancelled entry's thread is ended at once so nothing lingers.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending: dict[Any, tuple[float, int, GreenThread]] = {}
-
-    def _enter(self, eta: float, priority: int, entry: Any, push: Any = None) -> Any:
-        thread = GreenThread(target=self._fire, args=(eta, entry), name="celery-timer", daemon=True)
-        self._pending[entry] = (eta, priority, thread)
-        thread.start()
-        return entry
-
-    def _fire(self, eta: float, entry: Any) -> None:
-        try:
-            delay = eta - monotonic()
-            if delay > 0:
-                sleep(delay)
-            if self._pending.get(entry, (0, 0, None))[2] is current_thread():
-                del self._pending[entry]
-            if not entry.canceled:
-                self.apply_entry(entry)
-        except GreenThreadExit:
-            pass
-
-    def cancel(self, tref: Any) -> None:
-        tref.cancel()
-        pending = self._pending.pop(tref, None)
-        if pending is not None:
-            pending[2].kill(block=False)
-
-    def clear(self) -> None:
-        pending, self._pending = self._pending, {}
-        for _eta, _priority, thread in pending.values():
-            thread.kill(block=False)
-
-    def stop(self) -> None:
-        self.clear()
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    @property
-    def queue(self) -> list[Any]:
-        """The pending entries, soonest first, as kombu's ``scheduled`` tuples."""
-        return [_kombu_timer.scheduled(eta, priority, entry)
-                for entry, (eta, priority, _t) in sorted(self._pending.items(), key=lambda kv: kv[1][:2])]
-
-
-mark_root(Timer._fire)
-
-
 def _flag_set(value: Any) -> bool:
     """Celery's shutdown flags hold an exit code, and 0 (EX_OK) counts: "set" is not None/False."""
     return value is not None and value is not False
@@ -304,52 +255,6 @@ class _Job:
         return f"<greensched.celery job {getattr(self.target, '__name__', self.target)} thread={ident}>"
 
 
-class _Deadlines:
-    """The soft and hard deadlines of running tasks, kept by one green thread."""
-
-    def __init__(self, pool: "TaskPool") -> None:
-        self._pool = pool
-        self._heap: list[tuple[float, int, bool, _Job]] = []
-        self._seq = itertools.count()
-        self._wake = Event()
-        self._next: Optional[float] = None
-        self._thread: Optional[GreenThread] = None
-
-    def start(self) -> None:
-        self._thread = GreenThread(target=self._run, name="celery-time-limits", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.kill(block=False)
-            self._thread = None
-
-    def add(self, job: _Job, now: float) -> None:
-        for limit, soft in ((job.soft, True), (job.hard, False)):
-            if limit:
-                deadline = now + float(limit)
-                heapq.heappush(self._heap, (deadline, next(self._seq), soft, job))
-                if self._next is None or deadline < self._next:
-                    self._wake.set()
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._pool._running):
-            # Entries of finished tasks are dropped lazily; don't let them pile up.
-            self._heap = [item for item in self._heap if not item[3].finished]
-            heapq.heapify(self._heap)
-
-    def _run(self) -> None:
-        heap = self._heap
-        while True:
-            heap = self._heap
-            now = monotonic()
-            while heap and heap[0][0] <= now:
-                _deadline, _seq, soft, job = heapq.heappop(heap)
-                if not job.finished and not job.ended:
-                    self._pool._limit_reached(job, soft)
-            self._next = heap[0][0] if heap else None
-            self._wake.wait(None if self._next is None else max(self._next - monotonic(), 0.0))
-            self._wake.clear()
-
-
 class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hints here
     """Celery pool: each task on a green thread; see the module docstring."""
 
@@ -372,7 +277,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         self._slot_freed = Condition()
         self._idle = Event()
         self._idle.set()
-        self._deadlines = _Deadlines(self)
+        self._deadlines = Deadlines(self._limit_reached, lambda: len(self._running))
         self._main: Optional[GreenThread] = None
         self._stopping = False
         self.done = 0

@@ -114,6 +114,16 @@ def environment() -> dict[str, Any]:
     }
 
 
+@app.task
+def threads() -> dict[str, Any]:
+    """The worker's threads as `threading` lists them, and how many OS threads it has."""
+    import sys
+    import threading
+
+    return {"names": sorted(t.name for t in threading.enumerate()),
+            "os_threads": len(sys._current_frames())}
+
+
 @app.task(acks_late=True)
 def late_ack_sleep(seconds: float, marker: str) -> str:
     """acks_late: redelivered if the worker running it dies; records each start in redis.

@@ -418,3 +418,38 @@ def test_rabbitmq_broker_heartbeats_and_time_limits_while_a_task_computes(
         assert w.wait_exit(20) == 0
     finally:
         w.stop()
+
+
+# -- autoscale -------------------------------------------------------------------------------------
+
+
+def test_autoscale_grows_the_pool_from_celerys_autoscaler_thread(broker: str, tmp_path: Path) -> None:
+    """--autoscale: Celery's Autoscaler thread grows the pool while the consumer waits for a slot.
+
+    The Autoscaler is a ``threading.Thread`` (Celery's ``bgThread``, whose class was
+    made before the pool patched anything), but ``start()`` goes through the patched
+    ``_thread`` functions, so it runs as a green thread in the worker's one hub:
+    its ``grow()`` wakes the consumer waiting in ``on_apply`` from the same OS thread.
+    With 2 slots and 8 tasks, the consumer waits for a slot; Celery grows the pool by
+    one each second (it counts reserved requests, which the waiting consumer stops
+    taking), and the tasks finish sooner than in 2 slots.
+    """
+    w = Worker("autoscale", broker, tmp_path, "--autoscale=8,2", "-Q", "autoscale").wait_ready()
+    try:
+        threads = proj.threads.apply_async(queue="autoscale").get(timeout=10)
+        assert "Autoscaler" in threads["names"] and threads["os_threads"] == 1, threads
+        start = time.monotonic()
+        results = [proj.sleep_for.apply_async((2.0,), queue="autoscale") for _ in range(8)]
+        for r in results:
+            r.get(timeout=30)
+        elapsed = time.monotonic() - start
+        stats = proj.app.control.inspect(destination=[w.name], timeout=5).stats()[w.name]["pool"]
+        print(f"autoscale 2 -> {stats['max-concurrency']}: 8 x 2 s tasks in {elapsed:.2f} s")
+        log = w.output()
+        assert "Scaling up" in log and "crashed" not in log and "HubError" not in log, log[-4000:]
+        assert stats["max-concurrency"] > 2
+        assert elapsed < 7.5  # in 2 slots: 4 rounds of 2 s
+        w.process.send_signal(signal.SIGTERM)
+        assert w.wait_exit(20) == 0
+    finally:
+        w.stop()

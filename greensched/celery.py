@@ -63,8 +63,7 @@ from . import sleep
 # greensched frame is on the stack, so `TaskPool._run_job`, which calls task code, must be
 # declared an entry point, or a computing task would never be preempted.
 from ._core._preempt import mark_root
-# Integrations sit above the patches (docs/design.md §9): the psycopg patch's cancel
-# grace decides how long a task ended at its hard limit may take to unwind.
+# Integrations sit above the patches (docs/design.md §9): how long psycopg's cancel may take.
 from .monkey._psycopg import CANCEL_GRACE
 
 try:
@@ -100,16 +99,14 @@ _LATE_MARKERS = ("celery.app.base", "celery.bin.celery", "celery.worker")
 
 #: While a cold shutdown waits for ended tasks to unwind (their finally blocks).
 _UNWIND_GRACE_S = 1.0
-#: How long a task we ended (hard limit, revoke) may take to unwind before we end it
-#: again and log it: its ``finally`` blocks run, and a psycopg query it was waiting on
-#: is cancelled and drained first, which may take up to `CANCEL_GRACE`; a second kill
-#: sooner would cut that short and leave the query running on the server.
+#: How long a task we ended (hard limit, revoke) may unwind before we end it again and log
+#: it: its ``finally`` blocks run, and psycopg cancels its query, up to `CANCEL_GRACE`; a
+#: second kill sooner would cut that short and leave the query running on the server.
 _END_GRACE_S = CANCEL_GRACE + 1.0
 #: Then, how often a task that still runs (it catches GreenThreadExit, or sits in a C
 #: call) is ended again; a warm shutdown waits for it one interval more, then goes on.
 _REKILL_INTERVAL_S = 1.0
-#: When a soft limit could not be delivered (another exception was on its way to the
-#: task, e.g. a Timeout of its own), it is tried again this much later.
+#: A soft limit that throw() refused (another exception on its way) is retried this much later.
 _SOFT_RETRY_S = 0.01
 
 
@@ -265,8 +262,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         self.timeout: Optional[float] = kwargs.get("timeout")
         self.soft_timeout: Optional[float] = kwargs.get("soft_timeout")
         self._running: dict[int, _Job] = {}
-        #: Jobs given without waiting for a slot (``worker_pool_putlocks=False``): each
-        #: is started when a slot is freed, so ``-c`` still caps how many run.
+        #: Jobs given without waiting (``worker_pool_putlocks=False``), started as slots free.
         self._pending: deque[_Job] = deque()
         self._free = self.limit
         self._slot_freed = Condition()
@@ -307,9 +303,8 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
             return  # nested: a signal handler during the wait below
         self._closing = True
         if not self._may_wait():
-            # In a handler that must not wait. The shutdown watcher stays (the consumer
-            # may still be stuck in its broker wait); the deadline keeper stays while
-            # tasks run, as their limits still apply: the last one to end stops it.
+            # In a handler: no waiting. The watch stays (the consumer may be stuck in its broker
+            # wait); so does the keeper while tasks run (their limits apply): the last one stops it.
             if self._is_idle():
                 self._deadlines.stop()
             return
@@ -355,9 +350,8 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         jobs = list(self._running.values())
         if not all(job.ended and now - job.ended_at >= _END_GRACE_S + _REKILL_INTERVAL_S for job in jobs):
             return False
-        logger.error("greensched pool: warm shutdown goes on without %d ended task(s) that have "
-                     "not returned: %r; they are abandoned at exit (task threads are daemon "
-                     "threads), as prefork would kill them", len(jobs), jobs)
+        logger.error("greensched pool: warm shutdown goes on without %d ended task(s) that have not returned: "
+                     "%r; abandoned at exit (daemon threads), as prefork would kill them", len(jobs), jobs)
         return True
 
     def _stop_helpers(self, wait: bool) -> None:
@@ -381,12 +375,8 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
                  timeout_callback: Optional[Callable[..., Any]] = None,
                  error_callback: Optional[Callable[..., Any]] = None,
                  waitforslot: bool = True, **_: Any) -> _Job:
-        """Run ``target`` on a green thread once a slot is free.
-
-        With ``waitforslot`` (Celery's default, ``worker_pool_putlocks``) the caller, the
-        consumer, waits for the slot; without it, the job is queued and started when a
-        slot is freed, as the threads pool's executor queues.
-        """
+        """Run ``target`` on a green thread once a slot is free: with ``waitforslot`` (putlocks,
+        the default) the consumer waits for it; else the job is queued, as the threads pool does."""
         job = _Job(self, target, args, kwargs, callback, accept_callback, error_callback,
                    timeout_callback, soft_timeout or self.soft_timeout, timeout or self.timeout)
         if self._free <= 0:
@@ -402,8 +392,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
 
     def _start(self, job: _Job) -> None:
         self._free -= 1
-        # A daemon thread: interpreter exit does not wait for a task (a warm shutdown
-        # already has); one that will not end must not keep the worker alive.
+        # Daemon: exit need not wait for tasks (a warm stop has), nor hang on one that will not end.
         thread = job.thread = GreenThread(target=self._run_job, args=(job,), name="celery-task", daemon=True)
         self._running[thread.ident] = job
         self._idle.clear()
@@ -483,9 +472,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
     def _end(self, job: _Job, count: bool = True, why: Optional[str] = "it was revoked") -> None:
         """End a job's thread; its outcome is not reported (Celery has, or will redeliver).
 
-        With ``why``, a task that has not ended after its grace is ended again and logged
-        (`_limit_reached`).
-        """
+        With ``why``, if it has not ended after its grace it is ended again and logged."""
         if job.finished or job.ended:
             return
         if count:
@@ -546,9 +533,8 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
             self._kill(job, "its hard time limit")
             limit = job.hard
         if job.timeout_callback is not None:
-            # Celery's on_timeout logs, and for the hard limit stores the failure and
-            # acks: broker I/O, done on its own thread so other deadlines stay on time.
-            # A daemon thread, but part of the task's outcome: a warm stop waits for it.
+            # Celery's on_timeout logs, and for the hard limit stores the failure and acks: broker
+            # I/O, on its own (daemon) thread so other deadlines stay on time; a warm stop awaits it.
             reporter = GreenThread(target=self._call_timeout_callback, name="celery-time-limit-report",
                                    args=(job.timeout_callback, soft, limit), daemon=True)
             self._reporting.add(reporter)

@@ -39,10 +39,9 @@ What happens, and why
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import sys
 import warnings
+from collections import deque
 from time import monotonic
 from typing import Any, Callable, Optional
 
@@ -58,9 +57,14 @@ with warnings.catch_warnings():
     patch_all()
 
 from . import Condition, Event, GreenThread, GreenThreadExit, current_thread, is_patched, original
-from . import sleep, spawn
-from ._core._introspect import thread_frame
+from . import sleep
+# Private, on purpose; it should become public API once the core's restructuring settles
+# (gunicorn.py, monkey/_threading.py use it too): the preemptor never switches while a
+# greensched frame is on the stack, so `TaskPool._run_job`, which calls task code, must be
+# declared an entry point, or a computing task would never be preempted.
 from ._core._preempt import mark_root
+# Integrations sit above the patches (docs/design.md §9): how long psycopg's cancel may take.
+from .monkey._psycopg import CANCEL_GRACE
 
 try:
     from billiard.einfo import ExceptionInfo
@@ -68,12 +72,13 @@ try:
     from celery.concurrency import base as _base
     from celery.exceptions import SoftTimeLimitExceeded, WorkerShutdown, WorkerTerminate
     from celery.utils.log import get_logger
-    from kombu.asynchronous import timer as _kombu_timer
     from kombu.utils import compat as _kombu_compat
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "greensched.celery needs Celery 5.3 or later; install it with `pip install celery`"
     ) from _exc
+
+from ._celery_timers import Deadlines, ShutdownWatch, Timer, flag_set
 
 __all__ = ["TaskPool", "Timer", "ENVIRONMENT"]
 
@@ -94,11 +99,15 @@ _LATE_MARKERS = ("celery.app.base", "celery.bin.celery", "celery.worker")
 
 #: While a cold shutdown waits for ended tasks to unwind (their finally blocks).
 _UNWIND_GRACE_S = 1.0
-#: After a shutdown signal, how long the consumer loop may go without noticing it
-#: (its own cycle is 2 s) before we interrupt its broker wait; see `_unstick_shutdown`.
-_UNSTICK_AFTER_S = 3.0
-#: How often a task that survived the end of its hard time limit is ended again.
+#: How long a task we ended (hard limit, revoke) may unwind before we end it again and log
+#: it: its ``finally`` blocks run, and psycopg cancels its query, up to `CANCEL_GRACE`; a
+#: second kill sooner would cut that short and leave the query running on the server.
+_END_GRACE_S = CANCEL_GRACE + 1.0
+#: Then, how often a task that still runs (it catches GreenThreadExit, or sits in a C
+#: call) is ended again; a warm shutdown waits for it one interval more, then goes on.
 _REKILL_INTERVAL_S = 1.0
+#: A soft limit that throw() refused (another exception on its way) is retried this much later.
+_SOFT_RETRY_S = 0.01
 
 
 def _repoint_early_copies() -> list[str]:
@@ -195,84 +204,12 @@ def _size_redis_pool(app: Any, limit: int) -> None:
         conf.broker_transport_options = options
 
 
-class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hints
-    """Celery's timer (ETA and countdown tasks, heartbeats) on green sleeps.
-
-    Each entry sleeps on a green thread of its own until it is due, then runs; a
-    cancelled entry's thread is ended at once so nothing lingers.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending: dict[Any, tuple[float, int, GreenThread]] = {}
-
-    def _enter(self, eta: float, priority: int, entry: Any, push: Any = None) -> Any:
-        thread = GreenThread(target=self._fire, args=(eta, entry), name="celery-timer", daemon=True)
-        self._pending[entry] = (eta, priority, thread)
-        thread.start()
-        return entry
-
-    def _fire(self, eta: float, entry: Any) -> None:
-        try:
-            delay = eta - monotonic()
-            if delay > 0:
-                sleep(delay)
-            if self._pending.get(entry, (0, 0, None))[2] is current_thread():
-                del self._pending[entry]
-            if not entry.canceled:
-                self.apply_entry(entry)
-        except GreenThreadExit:
-            pass
-
-    def cancel(self, tref: Any) -> None:
-        tref.cancel()
-        pending = self._pending.pop(tref, None)
-        if pending is not None:
-            pending[2].kill(block=False)
-
-    def clear(self) -> None:
-        pending, self._pending = self._pending, {}
-        for _eta, _priority, thread in pending.values():
-            thread.kill(block=False)
-
-    def stop(self) -> None:
-        self.clear()
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    @property
-    def queue(self) -> list[Any]:
-        """The pending entries, soonest first, as kombu's ``scheduled`` tuples."""
-        return [_kombu_timer.scheduled(eta, priority, entry)
-                for entry, (eta, priority, _t) in sorted(self._pending.items(), key=lambda kv: kv[1][:2])]
-
-
-mark_root(Timer._fire)
-
-
-def _flag_set(value: Any) -> bool:
-    """Celery's shutdown flags hold an exit code, and 0 (EX_OK) counts: "set" is not None/False."""
-    return value is not None and value is not False
-
-
-def _in_consumer_drain(thread: GreenThread) -> bool:
-    """Is ``thread`` parked inside the consumer loop's ``drain_events`` call?"""
-    frame = thread_frame(thread)
-    while frame is not None:
-        if (frame.f_code.co_name == "drain_events" and frame.f_globals.get("__name__") == "kombu.connection"
-                and frame.f_back is not None and frame.f_back.f_code.co_name == "_loop_cycle"):
-            return True
-        frame = frame.f_back
-    return False
-
-
 class _Job:
     """One task given to the pool: what to call, its callbacks, its thread and limits."""
 
     __slots__ = ("target", "args", "kwargs", "callback", "accept_callback", "error_callback",
-                 "timeout_callback", "soft", "hard", "thread", "started", "ended", "finished", "pool",
-                 "__weakref__")
+                 "timeout_callback", "soft", "hard", "thread", "started", "ended", "ended_at", "ended_by",
+                 "finished", "pool", "__weakref__")
 
     def __init__(self, pool: "TaskPool", target: Callable[..., Any], args: Any, kwargs: Any,
                  callback: Optional[Callable[..., Any]], accept_callback: Optional[Callable[..., Any]],
@@ -293,6 +230,9 @@ class _Job:
         self.started = False
         #: Ended by us (hard limit, revoke, cold shutdown): its outcome is not reported.
         self.ended = False
+        #: When and why we ended it: it gets `_END_GRACE_S` to unwind, then is ended again.
+        self.ended_at = 0.0
+        self.ended_by = ""
         self.finished = False
 
     def terminate(self, signal: Any = None) -> None:
@@ -302,52 +242,6 @@ class _Job:
     def __repr__(self) -> str:
         ident = self.thread.ident if self.thread is not None else None
         return f"<greensched.celery job {getattr(self.target, '__name__', self.target)} thread={ident}>"
-
-
-class _Deadlines:
-    """The soft and hard deadlines of running tasks, kept by one green thread."""
-
-    def __init__(self, pool: "TaskPool") -> None:
-        self._pool = pool
-        self._heap: list[tuple[float, int, bool, _Job]] = []
-        self._seq = itertools.count()
-        self._wake = Event()
-        self._next: Optional[float] = None
-        self._thread: Optional[GreenThread] = None
-
-    def start(self) -> None:
-        self._thread = GreenThread(target=self._run, name="celery-time-limits", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.kill(block=False)
-            self._thread = None
-
-    def add(self, job: _Job, now: float) -> None:
-        for limit, soft in ((job.soft, True), (job.hard, False)):
-            if limit:
-                deadline = now + float(limit)
-                heapq.heappush(self._heap, (deadline, next(self._seq), soft, job))
-                if self._next is None or deadline < self._next:
-                    self._wake.set()
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._pool._running):
-            # Entries of finished tasks are dropped lazily; don't let them pile up.
-            self._heap = [item for item in self._heap if not item[3].finished]
-            heapq.heapify(self._heap)
-
-    def _run(self) -> None:
-        heap = self._heap
-        while True:
-            heap = self._heap
-            now = monotonic()
-            while heap and heap[0][0] <= now:
-                _deadline, _seq, soft, job = heapq.heappop(heap)
-                if not job.finished and not job.ended:
-                    self._pool._limit_reached(job, soft)
-            self._next = heap[0][0] if heap else None
-            self._wake.wait(None if self._next is None else max(self._next - monotonic(), 0.0))
-            self._wake.clear()
 
 
 class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hints here
@@ -368,13 +262,21 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         self.timeout: Optional[float] = kwargs.get("timeout")
         self.soft_timeout: Optional[float] = kwargs.get("soft_timeout")
         self._running: dict[int, _Job] = {}
+        #: Jobs given without waiting (``worker_pool_putlocks=False``), started as slots free.
+        self._pending: deque[_Job] = deque()
         self._free = self.limit
         self._slot_freed = Condition()
+        #: Set when no task runs or waits for a slot and no time-limit report is on its way.
         self._idle = Event()
         self._idle.set()
-        self._deadlines = _Deadlines(self)
+        self._deadlines = Deadlines(self._limit_reached, lambda: len(self._running))
         self._main: Optional[GreenThread] = None
+        self._watch = ShutdownWatch(lambda: self._main)
+        #: Time limit reports being made (`_call_timeout_callback`): a warm stop awaits them.
+        self._reporting: set[GreenThread] = set()
         self._stopping = False
+        #: on_stop ran but could not wait: the last task to end stops the deadline keeper.
+        self._closing = False
         self.done = 0
         self.soft_limits_hit = 0
         self.hard_limits_hit = 0
@@ -387,61 +289,75 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
             self._main = current_thread()
         except Exception:  # pragma: no cover - Celery starts pools from a thread
             self._main = None
+        self._closing = False
         self._deadlines.start()
-        GreenThread(target=self._unstick_shutdown, name="celery-shutdown-watch", daemon=True).start()
-
-    def _unstick_shutdown(self) -> None:
-        """Make sure the consumer loop sees a shutdown signal (py-amqp with short heartbeats).
-
-        Celery's green loop checks its shutdown flags between calls to
-        ``drain_events(timeout=2.0)``. py-amqp restarts that timeout on every frame it
-        reads, heartbeats included, so with ``broker_heartbeat`` below 4 s (RabbitMQ
-        sends one every half interval) the call never returns and a SIGTERM is never
-        acted on (gevent's pool hangs the same way). If the flag has been set for
-        `_UNSTICK_AFTER_S` and the main green thread is still waiting in that call, we
-        raise the timeout it asked for there; the loop then sees the flag.
-        """
-        from celery.worker import state
-
-        flagged: Optional[float] = None
-        while not self._stopping:
-            sleep(0.5)
-            if not (_flag_set(state.should_stop) or _flag_set(state.should_terminate)):
-                flagged = None
-                continue
-            now = monotonic()
-            if flagged is None:
-                flagged = now
-            elif now - flagged >= _UNSTICK_AFTER_S:
-                flagged = now
-                main = self._main
-                if main is not None and main.state == "PARKED" and _in_consumer_drain(main):
-                    main.throw(TimeoutError("greensched.celery: drain_events interrupted for shutdown"))
+        self._watch.start()
 
     def on_stop(self) -> None:
-        """Warm shutdown: wait for the running tasks (a cold shutdown cuts it short)."""
-        if self._stopping or not self._may_wait():
-            return  # nested (a signal handler), or in a handler that must not wait
+        """Warm shutdown: wait for the running and queued tasks (a cold shutdown cuts it short).
+
+        Not for ever for a task we ended (hard limit, revoke) that does not return: see
+        `_only_abandoned_left`. Its outcome is reported already; prefork would kill it.
+        """
+        if self._stopping:
+            return  # nested: a signal handler during the wait below
+        self._closing = True
+        if not self._may_wait():
+            # In a handler: no waiting. The watch stays (the consumer may be stuck in its broker
+            # wait); so does the keeper while tasks run (their limits apply): the last one stops it.
+            if self._is_idle():
+                self._deadlines.stop()
+            return
         self._stopping = True
         try:
             from celery.worker import state
 
-            while self._running:
-                if _flag_set(state.should_terminate):
+            self._watch.stop(wait=True)  # the consumer loop is over: nothing to unstick
+            while not self._is_idle():
+                if flag_set(state.should_terminate):
                     self.on_terminate()
+                    break
+                if self._only_abandoned_left():
                     break
                 self._idle.wait(0.5)
         finally:
             self._stopping = False
-        self._deadlines.stop()
+        self._stop_helpers(wait=True)
 
     def on_terminate(self) -> None:
-        """Cold shutdown: end every running task without reporting it (acks_late: redelivered)."""
+        """Cold shutdown: end every task without reporting it (acks_late: redelivered).
+
+        Tasks queued for a slot are dropped: never accepted, so never acked (redelivered).
+        """
+        pending, self._pending = self._pending, deque()
+        for job in pending:
+            job.ended = True
         for job in list(self._running.values()):
-            self._end(job, count=False)
-        if self._may_wait():
+            self._end(job, count=False, why=None)
+        wait = self._may_wait()
+        if wait:
             self._idle.wait(_UNWIND_GRACE_S)
-        self._deadlines.stop()
+        self._stop_helpers(wait=wait)
+
+    def _is_idle(self) -> bool:
+        return not self._running and not self._pending and not self._reporting
+
+    def _only_abandoned_left(self) -> bool:
+        """Do only tasks we ended, and that had their grace and a kill more, still run?"""
+        if self._pending or self._reporting or not self._running:
+            return False
+        now = monotonic()
+        jobs = list(self._running.values())
+        if not all(job.ended and now - job.ended_at >= _END_GRACE_S + _REKILL_INTERVAL_S for job in jobs):
+            return False
+        logger.error("greensched pool: warm shutdown goes on without %d ended task(s) that have not returned: "
+                     "%r; abandoned at exit (daemon threads), as prefork would kill them", len(jobs), jobs)
+        return True
+
+    def _stop_helpers(self, wait: bool) -> None:
+        """End the pool's own green threads: the shutdown watcher and the deadline keeper."""
+        self._watch.stop(wait)
+        self._deadlines.stop(wait)
 
     def _may_wait(self) -> bool:
         """Waiting is for the main green thread; signal handlers run wherever they land."""
@@ -459,19 +375,35 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
                  timeout_callback: Optional[Callable[..., Any]] = None,
                  error_callback: Optional[Callable[..., Any]] = None,
                  waitforslot: bool = True, **_: Any) -> _Job:
-        """Run ``target`` on a green thread once a slot is free (wait for one if asked)."""
+        """Run ``target`` on a green thread once a slot is free: with ``waitforslot`` (putlocks,
+        the default) the consumer waits for it; else the job is queued, as the threads pool does."""
         job = _Job(self, target, args, kwargs, callback, accept_callback, error_callback,
                    timeout_callback, soft_timeout or self.soft_timeout, timeout or self.timeout)
-        if self._free <= 0 and waitforslot:
+        if self._free <= 0:
+            if not waitforslot:
+                self._pending.append(job)
+                self._idle.clear()
+                return job
             with self._slot_freed:
                 while self._free <= 0:
                     self._slot_freed.wait()
+        self._start(job)
+        return job
+
+    def _start(self, job: _Job) -> None:
         self._free -= 1
-        thread = job.thread = GreenThread(target=self._run_job, args=(job,), name="celery-task")
+        # Daemon: exit need not wait for tasks (a warm stop has), nor hang on one that will not end.
+        thread = job.thread = GreenThread(target=self._run_job, args=(job,), name="celery-task", daemon=True)
         self._running[thread.ident] = job
         self._idle.clear()
         thread.start()
-        return job
+
+    def _start_pending(self) -> None:
+        """Give the free slots to queued jobs, first come first served."""
+        while self._pending and self._free > 0:
+            job = self._pending.popleft()
+            if not job.ended:  # revoked while it waited
+                self._start(job)
 
     def _run_job(self, job: _Job) -> None:
         """The task's green thread: accept, run, report (unless we ended it)."""
@@ -525,59 +457,98 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         self._running.pop(thread.ident, None)
         self.done += 1
         self._free += 1
+        self._start_pending()
         if self._free > 0:
             with self._slot_freed:
                 self._slot_freed.notify()
-        if not self._running:
-            self._idle.set()
+        self._maybe_idle()
 
-    def _end(self, job: _Job, count: bool = True) -> None:
-        """End a job's thread; its outcome is not reported (Celery has, or will redeliver)."""
+    def _maybe_idle(self) -> None:
+        if self._is_idle():
+            self._idle.set()
+            if self._closing and not self._stopping:
+                self._deadlines.stop()  # on_stop could not wait: the last task stops it
+
+    def _end(self, job: _Job, count: bool = True, why: Optional[str] = "it was revoked") -> None:
+        """End a job's thread; its outcome is not reported (Celery has, or will redeliver).
+
+        With ``why``, if it has not ended after its grace it is ended again and logged."""
         if job.finished or job.ended:
             return
-        job.ended = True
         if count:
             self.terminated += 1
-        if job.started and job.thread is not None:
-            job.thread.kill(block=False)  # (not started: it returns as soon as it runs)
+        if job.started:
+            self._kill(job, why)
+            return
+        job.ended = True  # not started: it returns as soon as it runs
+        if job.thread is None:  # still queued for a slot: it never starts
+            try:
+                self._pending.remove(job)
+            except ValueError:
+                pass
+            self._maybe_idle()
 
-    def _limit_reached(self, job: _Job, soft: bool) -> None:
-        """Runs on the deadline thread, while the task's thread is parked or preempted."""
+    def _kill(self, job: _Job, why: Optional[str]) -> None:
+        """End a started job's thread; with ``why``, end it again if it outlives its grace."""
+        assert job.thread is not None
+        job.ended = True
+        job.ended_at = monotonic()
+        job.thread.kill(block=False)  # a kill replaces any other pending exception
+        if why is not None:
+            job.ended_by = why
+            self._deadlines.push(job, job.ended_at + _END_GRACE_S, "rekill")
+
+    def _limit_reached(self, job: _Job, kind: str) -> None:
+        """A deadline of an unfinished job: ``"soft"``, ``"hard"``, or a ``"rekill"`` (`_kill`).
+
+        Runs on the deadline keeper's thread, while the task's thread is parked or preempted.
+        """
         thread = job.thread
         assert thread is not None
+        if kind.startswith("rekill"):
+            if thread.done():
+                return
+            if kind == "rekill":  # the first: say so once
+                logger.error("greensched pool: task %r has not ended %.0f s after %s: it catches "
+                             "GreenThreadExit, or is in a call that does not return to Python; "
+                             "ending it again every %.0f s", job, _END_GRACE_S, job.ended_by,
+                             _REKILL_INTERVAL_S)
+            thread.kill(block=False)
+            self._deadlines.push(job, monotonic() + _REKILL_INTERVAL_S, "rekill again")
+            return
+        if job.ended:
+            return  # revoked or ended meanwhile
+        soft = kind == "soft"
         if soft:
+            if not thread.throw(SoftTimeLimitExceeded()):
+                # Refused: another exception is on its way to the task (a Timeout of
+                # its own, say). Neither counted nor reported; tried again once the
+                # task has had that one (a task that dies of it is skipped then).
+                self._deadlines.push(job, monotonic() + _SOFT_RETRY_S, "soft")
+                return
             self.soft_limits_hit += 1
-            thread.throw(SoftTimeLimitExceeded())
             limit = job.soft
         else:
             self.hard_limits_hit += 1
-            job.ended = True
-            thread.kill(block=False)
-            spawn(self._rekill, job)
+            self._kill(job, "its hard time limit")
             limit = job.hard
         if job.timeout_callback is not None:
-            # Celery's on_timeout logs, and for the hard limit stores the failure and
-            # acks: broker I/O, done on its own thread so other deadlines stay on time.
-            spawn(self._call_timeout_callback, job.timeout_callback, soft, limit)
+            # Celery's on_timeout logs, and for the hard limit stores the failure and acks: broker
+            # I/O, on its own (daemon) thread so other deadlines stay on time; a warm stop awaits it.
+            reporter = GreenThread(target=self._call_timeout_callback, name="celery-time-limit-report",
+                                   args=(job.timeout_callback, soft, limit), daemon=True)
+            self._reporting.add(reporter)
+            self._idle.clear()
+            reporter.start()
 
-    @staticmethod
-    def _call_timeout_callback(callback: Callable[..., Any], soft: bool, limit: Any) -> None:
+    def _call_timeout_callback(self, callback: Callable[..., Any], soft: bool, limit: Any) -> None:
         try:
             callback(soft, limit)
         except Exception:
             logger.exception("greensched pool: the time limit callback failed")
-
-    def _rekill(self, job: _Job) -> None:
-        """A task that catches GreenThreadExit is ended again, and we say so."""
-        thread = job.thread
-        assert thread is not None
-        while True:
-            thread.join(_REKILL_INTERVAL_S)
-            if thread.done():
-                return
-            logger.error("greensched pool: task %r is still running past its hard time limit "
-                         "(it catches GreenThreadExit?); ending it again", job)
-            thread.kill(block=False)
+        finally:
+            self._reporting.discard(current_thread())
+            self._maybe_idle()
 
     def terminate_job(self, pid: int, signal: Any = None) -> None:
         """``revoke(terminate=True)``: end the task's green thread (never waits)."""
@@ -596,8 +567,10 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
     def grow(self, n: int = 1) -> None:
         self.limit += n
         self._free += n
-        with self._slot_freed:
-            self._slot_freed.notify(n)
+        self._start_pending()
+        if self._free > 0:
+            with self._slot_freed:
+                self._slot_freed.notify(n)
 
     def shrink(self, n: int = 1) -> None:
         n = min(n, self.limit - 1)

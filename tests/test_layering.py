@@ -79,7 +79,8 @@ def test_only_the_runner_imports_the_monkey_layer() -> None:
     module only when it is asked for), and the runner uses it. Integrations sit
     above the patches: ``greensched.asyncio`` installs the asyncio patch on import.
     """
-    above = ("greensched.__main__", "greensched.__init__", "greensched.asyncio")
+    above = ("greensched.__main__", "greensched.__init__", "greensched.asyncio",
+             "greensched.celery")  # reads the psycopg patch's CANCEL_GRACE
     for name, imported in modules().items():
         if name.startswith("greensched.monkey") or name in above:
             continue

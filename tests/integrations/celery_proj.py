@@ -76,16 +76,36 @@ def compute_soft_limited(seconds: float) -> dict[str, Any]:
     return compute(seconds)
 
 
-@app.task(time_limit=2)
-def compute_hard_limited(seconds: float) -> dict[str, Any]:
-    """Computes past its hard limit, and does not stop for the soft one (there is none)."""
-    return {"spun": _spin(seconds)}
+def _record_span(marker: str, started: float) -> None:
+    """Push ``started`` and now (the worker's monotonic clock) to the redis list ``marker``."""
+    import redis
+
+    redis.Redis.from_url(BACKEND or BROKER).rpush(marker, repr(started), repr(time.monotonic()))
 
 
 @app.task(time_limit=2)
-def block_hard_limited(seconds: float) -> float:
-    """Waits (a green sleep) past its hard limit."""
-    time.sleep(seconds)
+def compute_hard_limited(seconds: float, marker: str = "") -> dict[str, Any]:
+    """Computes past its hard limit, and does not stop for the soft one (there is none).
+
+    With ``marker``, records when it began and when it was ended (its ``finally``).
+    """
+    started = time.monotonic()
+    try:
+        return {"spun": _spin(seconds)}
+    finally:
+        if marker:
+            _record_span(marker, started)
+
+
+@app.task(time_limit=2)
+def block_hard_limited(seconds: float, marker: str = "") -> float:
+    """Waits (a green sleep) past its hard limit; ``marker``: as `compute_hard_limited`."""
+    started = time.monotonic()
+    try:
+        time.sleep(seconds)
+    finally:
+        if marker:
+            _record_span(marker, started)
     return time.time()
 
 
@@ -112,6 +132,16 @@ def environment() -> dict[str, Any]:
         "kombu_retry_sleep_green": kombu.utils.functional.sleep is time.sleep,
         "kombu_environment": detect_environment(),
     }
+
+
+@app.task
+def threads() -> dict[str, Any]:
+    """The worker's threads as `threading` lists them, and how many OS threads it has."""
+    import sys
+    import threading
+
+    return {"names": sorted(t.name for t in threading.enumerate()),
+            "os_threads": len(sys._current_frames())}
 
 
 @app.task(acks_late=True)

@@ -36,8 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -82,7 +83,7 @@ class Worker:
                 stdin=subprocess.DEVNULL,
             )
 
-    def wait_ready(self, proj: Any) -> "Worker":
+    def wait_ready(self, proj: Any) -> Worker:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -94,7 +95,7 @@ class Worker:
                 pass
         raise RuntimeError(f"{self.name} did not answer a ping in 60 s: {self.log.read_text()[-3000:]}")
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -105,7 +106,7 @@ class Worker:
         return self.process.returncode
 
 
-def _ping_s(proj: Any, name: str, timeout: float = 3.0) -> Optional[float]:
+def _ping_s(proj: Any, name: str, timeout: float = 3.0) -> float | None:
     start = time.monotonic()
     replies = proj.app.control.ping(destination=[name], timeout=timeout, limit=1)
     return time.monotonic() - start if replies else None
@@ -240,7 +241,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Celery pools side by side on a real redis broker.")
     parser.add_argument("--pools", default=",".join(POOLS), help=f"comma-separated, of {','.join(POOLS)}")
     parser.add_argument("--json", type=Path, default=None)

@@ -43,8 +43,9 @@ import heapq
 import itertools
 import sys
 import warnings
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from . import patch_all
 
@@ -57,8 +58,17 @@ with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SSL_ONLY_WARNING)
     patch_all()
 
-from . import Condition, Event, GreenThread, GreenThreadExit, current_thread, is_patched, original
-from . import sleep, spawn
+from . import (
+    Condition,
+    Event,
+    GreenThread,
+    GreenThreadExit,
+    current_thread,
+    is_patched,
+    original,
+    sleep,
+    spawn,
+)
 from ._core._introspect import thread_frame
 from ._core._preempt import mark_root
 
@@ -274,10 +284,10 @@ class _Job:
                  "timeout_callback", "soft", "hard", "thread", "started", "ended", "finished", "pool",
                  "__weakref__")
 
-    def __init__(self, pool: "TaskPool", target: Callable[..., Any], args: Any, kwargs: Any,
-                 callback: Optional[Callable[..., Any]], accept_callback: Optional[Callable[..., Any]],
-                 error_callback: Optional[Callable[..., Any]], timeout_callback: Optional[Callable[..., Any]],
-                 soft: Optional[float], hard: Optional[float]) -> None:
+    def __init__(self, pool: TaskPool, target: Callable[..., Any], args: Any, kwargs: Any,
+                 callback: Callable[..., Any] | None, accept_callback: Callable[..., Any] | None,
+                 error_callback: Callable[..., Any] | None, timeout_callback: Callable[..., Any] | None,
+                 soft: float | None, hard: float | None) -> None:
         self.pool = pool
         self.target = target
         self.args = args or ()
@@ -288,7 +298,7 @@ class _Job:
         self.timeout_callback = timeout_callback
         self.soft = soft or None
         self.hard = hard or None
-        self.thread: Optional[GreenThread] = None
+        self.thread: GreenThread | None = None
         #: Its thread has begun `TaskPool._run_job` (before that, ending it needs no kill).
         self.started = False
         #: Ended by us (hard limit, revoke, cold shutdown): its outcome is not reported.
@@ -307,13 +317,13 @@ class _Job:
 class _Deadlines:
     """The soft and hard deadlines of running tasks, kept by one green thread."""
 
-    def __init__(self, pool: "TaskPool") -> None:
+    def __init__(self, pool: TaskPool) -> None:
         self._pool = pool
         self._heap: list[tuple[float, int, bool, _Job]] = []
         self._seq = itertools.count()
         self._wake = Event()
-        self._next: Optional[float] = None
-        self._thread: Optional[GreenThread] = None
+        self._next: float | None = None
+        self._thread: GreenThread | None = None
 
     def start(self) -> None:
         self._thread = GreenThread(target=self._run, name="celery-time-limits", daemon=True)
@@ -365,15 +375,15 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         _size_redis_pool(self.app, self.limit)
         #: Global limits from the worker (task_time_limit, task_soft_time_limit, or the
         #: --time-limit/--soft-time-limit options); a task's own limits come per apply.
-        self.timeout: Optional[float] = kwargs.get("timeout")
-        self.soft_timeout: Optional[float] = kwargs.get("soft_timeout")
+        self.timeout: float | None = kwargs.get("timeout")
+        self.soft_timeout: float | None = kwargs.get("soft_timeout")
         self._running: dict[int, _Job] = {}
         self._free = self.limit
         self._slot_freed = Condition()
         self._idle = Event()
         self._idle.set()
         self._deadlines = _Deadlines(self)
-        self._main: Optional[GreenThread] = None
+        self._main: GreenThread | None = None
         self._stopping = False
         self.done = 0
         self.soft_limits_hit = 0
@@ -403,7 +413,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         """
         from celery.worker import state
 
-        flagged: Optional[float] = None
+        flagged: float | None = None
         while not self._stopping:
             sleep(0.5)
             if not (_flag_set(state.should_stop) or _flag_set(state.should_terminate)):
@@ -453,11 +463,11 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
     # -- running tasks ------------------------------------------------------------------
 
     def on_apply(self, target: Callable[..., Any], args: Any = None, kwargs: Any = None,
-                 callback: Optional[Callable[..., Any]] = None,
-                 accept_callback: Optional[Callable[..., Any]] = None,
-                 timeout: Optional[float] = None, soft_timeout: Optional[float] = None,
-                 timeout_callback: Optional[Callable[..., Any]] = None,
-                 error_callback: Optional[Callable[..., Any]] = None,
+                 callback: Callable[..., Any] | None = None,
+                 accept_callback: Callable[..., Any] | None = None,
+                 timeout: float | None = None, soft_timeout: float | None = None,
+                 timeout_callback: Callable[..., Any] | None = None,
+                 error_callback: Callable[..., Any] | None = None,
                  waitforslot: bool = True, **_: Any) -> _Job:
         """Run ``target`` on a green thread once a slot is free (wait for one if asked)."""
         job = _Job(self, target, args, kwargs, callback, accept_callback, error_callback,

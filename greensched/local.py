@@ -27,7 +27,7 @@ class local:
 
     __slots__ = ("_local__args", "_local__dicts", "__weakref__")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "local":
+    def __new__(cls, *args: Any, **kwargs: Any) -> local:
         if (args or kwargs) and cls.__init__ is object.__init__:
             raise TypeError("Initialization arguments are not supported")
         self = object.__new__(cls)

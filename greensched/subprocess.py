@@ -55,7 +55,7 @@ import io
 import os
 import subprocess as _stdlib_subprocess
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 from . import fileobject
 from ._core._hub import get_hub
@@ -95,7 +95,7 @@ def waitpid(pid: int, options: int, /) -> tuple[int, int]:
             delay = min(delay * 2, 0.05)
 
 
-def _open_pidfd(pid: int) -> Optional[int]:
+def _open_pidfd(pid: int) -> int | None:
     if pid <= 0 or _pidfd_open is None:
         return None
     try:

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -145,7 +145,7 @@ def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 def _concurrently(server: Server, paths: list[str]) -> tuple[list[tuple[int, str, float]], float]:
     """GET every path at once, one OS thread each; (results in order, wall seconds)."""
-    results: list[Optional[tuple[int, str, float]]] = [None] * len(paths)
+    results: list[tuple[int, str, float] | None] = [None] * len(paths)
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(paths) + 1)
 

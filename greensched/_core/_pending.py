@@ -10,12 +10,13 @@ is never held across a greenlet switch.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["make_pending_retrip"]
 
 
-def make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
+def make_pending_retrip() -> tuple[Callable[[Any, int], int] | None, Any]:
     """``(add, trip)`` so that ``add(trip, signum)`` re-trips ``signum`` at the next check.
 
     Uses two stable C-API functions through ctypes: ``Py_AddPendingCall`` and

@@ -48,7 +48,7 @@ from ._registry import is_module_patched, is_patched, original, patched_names
 __all__ = ["patch_all", "original", "is_patched", "is_module_patched", "patched_names"]
 
 #: The choices of the first patch_all() call; later calls must agree with them.
-_first_call: Optional[dict[str, bool]] = None
+_first_call: dict[str, bool] | None = None
 
 #: Libraries that copy names out of `socket` at import (``from socket import ...``):
 #: what they copied stays blocking if they are imported before patching.

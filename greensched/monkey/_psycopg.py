@@ -42,9 +42,10 @@ import os
 import sys
 import warnings
 import weakref
+from collections.abc import Callable, Generator
 from time import monotonic
 from types import ModuleType
-from typing import Any, Callable, Generator, Optional
+from typing import Any
 
 from .._core._errors import GreenThreadExit
 from .._core._hub import get_hub  # its fd waits take an owner (see _LibpqSocket)
@@ -136,7 +137,7 @@ class _LibpqSocket:
 _owners: dict[int, _LibpqSocket] = {}
 
 
-def _owner(conn: Any) -> Optional[_LibpqSocket]:
+def _owner(conn: Any) -> _LibpqSocket | None:
     """The connection's `_LibpqSocket` once it is connected (libpq may try several
     sockets while connecting: no registration is kept for those)."""
     owner = _owners.get(id(conn))
@@ -218,7 +219,7 @@ _WAIT_R, _WAIT_W = 1, 2
 _READY_NONE, _READY_R, _READY_W = 0, 1, 2
 
 
-def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
+def _park(fileno: int, s: int, timeout: float | None) -> int:
     """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out)."""
     if s == _WAIT_R:
         return _READY_R if wait_readable(fileno, timeout) else _READY_NONE
@@ -246,7 +247,7 @@ def _ready_now(fileno: int) -> int:
     return ready
 
 
-def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[float]:
+def _slice(interval: float | None, deadline: float | None) -> float | None:
     """How long one park may last: until the next interval check, never past the deadline."""
     step = interval if interval is not None and interval > 0 else None
     if deadline is None:
@@ -255,8 +256,8 @@ def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[flo
     return left if step is None else min(step, left)
 
 
-def wait(gen: Generator[int, Any, Any], fileno: int, interval: Optional[float] = 0.0,
-         timeout: Optional[float] = None) -> Any:
+def wait(gen: Generator[int, Any, Any], fileno: int, interval: float | None = 0.0,
+         timeout: float | None = None) -> Any:
     """``psycopg.waiting.wait``, green: consume a libpq generator, parking on ``fileno``.
 
     As psycopg's own functions: every ``interval`` seconds without readiness the
@@ -277,8 +278,8 @@ def wait(gen: Generator[int, Any, Any], fileno: int, interval: Optional[float] =
         return done.value
 
 
-def wait_conn(gen: Generator[tuple[int, int], Any, Any], interval: Optional[float] = 0.0,
-              timeout: Optional[float] = None) -> Any:
+def wait_conn(gen: Generator[tuple[int, int], Any, Any], interval: float | None = 0.0,
+              timeout: float | None = None) -> Any:
     """``psycopg.waiting.wait_conn``, green: as `wait`, the generator naming the fd each time."""
     deadline = None if timeout is None else monotonic() + timeout
     try:

@@ -54,10 +54,10 @@ import queue as _stdlib_queue
 import sys
 import threading as _stdlib_threading
 import types
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
-from .. import queue as _green_queue
-from .. import sync as _green_sync
+from .. import queue as _green_queue, sync as _green_sync
 from .._core._errors import GreenThreadExit
 from .._core._hub import get_hub
 from .._core._preempt import mark_root
@@ -94,7 +94,7 @@ def get_ident() -> int:
 
 
 def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...],
-                     kwargs: Optional[dict[str, Any]] = None) -> int:
+                     kwargs: dict[str, Any] | None = None) -> int:
     """`_thread.start_new_thread`, green (as `threading` calls it): returns the new ident."""
     if not callable(function):
         raise TypeError("first arg must be callable")
@@ -122,7 +122,7 @@ class _Body:
     __slots__ = ("function", "args", "kwargs", "handle")
 
     def __init__(self, function: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], handle: Optional["ThreadHandle"] = None) -> None:
+                 kwargs: dict[str, Any], handle: ThreadHandle | None = None) -> None:
         self.function = function
         self.args = args
         self.kwargs = kwargs
@@ -179,7 +179,7 @@ def _set_sentinel() -> Any:
 class ThreadHandle:
     """`_thread._ThreadHandle` for a green thread (3.13+): its ident, join, and done flag."""
 
-    def __init__(self, ident: Optional[int] = None) -> None:
+    def __init__(self, ident: int | None = None) -> None:
         self.ident = ident
         self._done = _green_sync.Event()
 
@@ -190,7 +190,7 @@ class ThreadHandle:
         _non_daemon.discard(self)
         self._done.set()
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         """Wait until the thread is done, or ``timeout`` seconds (`Thread.join` semantics)."""
         if self.ident is not None and self.ident == get_ident() and not self.is_done():
             raise RuntimeError("Cannot join current thread")
@@ -204,7 +204,7 @@ class ThreadHandle:
 _non_daemon: set[ThreadHandle] = set()
 
 
-def start_joinable_thread(function: Callable[[], Any], handle: Optional[ThreadHandle] = None,
+def start_joinable_thread(function: Callable[[], Any], handle: ThreadHandle | None = None,
                           daemon: bool = True) -> ThreadHandle:
     """`_thread.start_joinable_thread`, green: start ``function``; return its handle."""
     if not callable(function):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import _socket
 import socket as _stdlib_socket
 import types as _types
-from typing import Any, Optional, Union
+from typing import Any
 
 from ..threadpool import to_thread
 
@@ -62,7 +62,7 @@ def _is_address(family: int, text: str) -> bool:
         return False
 
 
-def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any) -> Optional[list[Any]]:
+def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any) -> list[Any] | None:
     """The answer for a numeric host, without a thread; None when a lookup is needed.
 
     ``AI_CANONNAME``, service names (``"http"``) and the numeric forms only
@@ -87,7 +87,7 @@ def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: An
 
 
 def getaddrinfo(
-    host: Union[str, bytes, None], port: Union[str, bytes, int, None],
+    host: str | bytes | None, port: str | bytes | int | None,
     family: int = 0, type: int = 0, proto: int = 0, flags: int = 0,
 ) -> list[tuple[Any, Any, int, str, Any]]:
     infos = _numeric_getaddrinfo(host, port, family, type, proto, flags)

@@ -65,8 +65,9 @@ import math
 import operator
 import select as _stdlib_select
 import selectors as _stdlib_selectors
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .._core._hub import get_hub
 
@@ -87,7 +88,7 @@ def _unwrap(obj: Any) -> Any:
 
 #: The ORIGINAL, OS-thread-blocking functions, captured at import.
 _original_select: Callable[..., Any] = _unwrap(_stdlib_select.select)
-_original_poll: Optional[Callable[[], Any]] = _unwrap(getattr(_stdlib_select, "poll", None))
+_original_poll: Callable[[], Any] | None = _unwrap(getattr(_stdlib_select, "poll", None))
 
 #: Periodic re-checks (see the module docstring): the first interval and the cap.
 _RECHECK_FIRST = 0.001
@@ -108,7 +109,7 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 def _park_until_ready(
     check: Callable[[], Any],
     watch: Callable[[], tuple[list[int], list[int], bool]],
-    seconds: Optional[float],
+    seconds: float | None,
 ) -> Any:
     """Park until ``check()`` (a zero-timeout real poll) returns something, or time is up.
 
@@ -125,7 +126,7 @@ def _park_until_ready(
         if degraded:
             readers, writers, recheck = [], [], True
         if deadline is None:
-            park: Optional[float] = None
+            park: float | None = None
         else:
             park = deadline - monotonic()
             if park <= 0:
@@ -162,7 +163,7 @@ def _fileno(obj: Any) -> int:
 # -- select.select -------------------------------------------------------------------------
 
 
-def _select_seconds(timeout: Any) -> Optional[float]:
+def _select_seconds(timeout: Any) -> float | None:
     """``select``'s timeout in seconds (None: forever), checked exactly as the stdlib does.
 
     Valid values are recognised here; for anything else the original ``select`` is
@@ -224,7 +225,7 @@ def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None, /) -> tuple[
     # An fd watched only for exceptional conditions: the netpoller cannot see those.
     recheck = any(fd not in watched for fd in xfds)
 
-    def check() -> Optional[tuple[list[Any], list[Any], list[Any]]]:
+    def check() -> tuple[list[Any], list[Any], list[Any]] | None:
         r, w, x = _original_select(rfds, wfds, xfds, 0)
         if not (r or w or x):
             return None
@@ -251,7 +252,7 @@ _READ_EVENTS = _POLLIN | getattr(_stdlib_select, "POLLRDNORM", 0)
 _WRITE_EVENTS = _POLLOUT | getattr(_stdlib_select, "POLLWRNORM", 0)
 
 
-def _poll_ms(timeout: Any) -> Optional[int]:
+def _poll_ms(timeout: Any) -> int | None:
     """``poll``'s timeout in whole ms (None: forever), checked exactly as the stdlib does.
 
     As in CPython: rounded away from zero to milliseconds; any negative value means
@@ -260,7 +261,7 @@ def _poll_ms(timeout: Any) -> Optional[int]:
     """
     if timeout is None:
         return None
-    ns: Optional[int] = None
+    ns: int | None = None
     if isinstance(timeout, float):
         x = float(timeout) * 1e6
         if -(2.0**63) <= x < 2.0**63:  # NaN fails
@@ -287,7 +288,7 @@ class _GreenPoll:
 
     __slots__ = ("_poll", "_masks", "_running", "__weakref__")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_GreenPoll":
+    def __new__(cls, *args: Any, **kwargs: Any) -> _GreenPoll:
         # Like the stdlib's type: made by poll() only.
         raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
 
@@ -387,10 +388,10 @@ class _GreenSelectorMixin:
 
     _fd_to_key: dict[int, _stdlib_selectors.SelectorKey]
 
-    def _green_seconds(self, timeout: Any) -> Optional[float]:
+    def _green_seconds(self, timeout: Any) -> float | None:
         raise NotImplementedError
 
-    def select(self, timeout: Optional[float] = None) -> list[tuple[_stdlib_selectors.SelectorKey, int]]:
+    def select(self, timeout: float | None = None) -> list[tuple[_stdlib_selectors.SelectorKey, int]]:
         """Wait until some registered file objects become ready, or the timeout expires.
 
         As `selectors.BaseSelector.select`: ``timeout`` None waits forever, <= 0
@@ -421,7 +422,7 @@ class GreenSelectSelector(_GreenSelectorMixin, _stdlib_selectors.SelectSelector)
 
     _select = staticmethod(_original_select)
 
-    def _green_seconds(self, timeout: Any) -> Optional[float]:
+    def _green_seconds(self, timeout: Any) -> float | None:
         # SelectSelector.select: ``None if timeout is None else max(timeout, 0)``.
         return _select_seconds(None if timeout is None else max(timeout, 0))
 
@@ -437,7 +438,7 @@ if _original_poll is not None:
 
         _selector_cls = staticmethod(_original_poll)
 
-        def _green_seconds(self, timeout: Any) -> Optional[float]:
+        def _green_seconds(self, timeout: Any) -> float | None:
             # PollSelector.select: None; <= 0 is 0; else whole ms, rounded up.
             if timeout is None:
                 return None

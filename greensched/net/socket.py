@@ -57,14 +57,24 @@ import io as _io
 import os as _os
 import socket as _stdlib_socket
 import types as _types
+from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .._core import _hub as _hub_module
 from .._core._hub import get_hub
 from .._core._netpoll import EVENT_READ as _EVENT_READ, EVENT_WRITE as _EVENT_WRITE
 from . import dns as _dns
-from .dns import getaddrinfo, getfqdn, gethostbyaddr, gethostbyname, gethostbyname_ex, getnameinfo
+
+# Re-exported (they are in __implements__, which patch_all copies onto the socket module).
+from .dns import (
+    getaddrinfo as getaddrinfo,
+    getfqdn as getfqdn,
+    gethostbyaddr as gethostbyaddr,
+    gethostbyname as gethostbyname,
+    gethostbyname_ex as gethostbyname_ex,
+    getnameinfo as getnameinfo,
+)
 
 __implements__ = [
     "socket", "create_connection", "create_server", "socketpair", "fromfd",
@@ -98,7 +108,7 @@ def _timed_out() -> TimeoutError:
     return TimeoutError("timed out")
 
 
-def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[float]:
+def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> float | None:
     """What the stdlib's ``settimeout``/``setblocking`` would store for ``value``.
 
     CPython parses the value with its own rules (rounding to nanoseconds, the exact
@@ -120,7 +130,7 @@ def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[fl
         setter(scratch, value)
     except OSError:
         pass
-    parsed: Optional[float] = _ss_gettimeout(scratch)
+    parsed: float | None = _ss_gettimeout(scratch)
     if cacheable:
         if len(_parsed_timeouts) >= 256:
             _parsed_timeouts.clear()
@@ -129,7 +139,7 @@ def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[fl
 
 
 #: Parsed timeouts of plain numbers (a program uses few): settimeout() stays cheap.
-_parsed_timeouts: dict[tuple[Any, type, Any], Optional[float]] = {}
+_parsed_timeouts: dict[tuple[Any, type, Any], float | None] = {}
 
 
 def _listed(args: tuple[Any, ...], index: int) -> tuple[Any, ...]:
@@ -182,22 +192,22 @@ class socket(_stdlib_socket.socket):
 
     __slots__ = ("_timeout",)
 
-    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: Optional[int] = None) -> None:
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
         super().__init__(family, type, proto, fileno)
         # What the stdlib chose (getdefaulttimeout(), or 0.0 for SOCK_NONBLOCK)
         # becomes the user's timeout; the fd itself goes (or stays) non-blocking.
-        self._timeout: Optional[float] = _ss_gettimeout(self)
+        self._timeout: float | None = _ss_gettimeout(self)
         _ss_settimeout(self, 0.0)
 
     # -- timeout and blocking mode, kept in Python -------------------------------------------
 
     @_copy_doc
-    def settimeout(self, value: Optional[float]) -> None:
+    def settimeout(self, value: float | None) -> None:
         self._timeout = _parse_timeout(_ss_settimeout, value)
         _ss_settimeout(self, 0.0)  # raises EBADF on a closed socket, as the stdlib does
 
     @_copy_doc
-    def gettimeout(self) -> Optional[float]:
+    def gettimeout(self) -> float | None:
         return self._timeout
 
     @_copy_doc
@@ -210,13 +220,13 @@ class socket(_stdlib_socket.socket):
         return self._timeout != 0.0
 
     @property
-    def timeout(self) -> Optional[float]:
+    def timeout(self) -> float | None:
         """the socket timeout"""
         return self._timeout
 
     # -- the green core: try, park on BlockingIOError, retry -----------------------------------
 
-    def _wait(self, writing: bool, timeout: Optional[float]) -> bool:
+    def _wait(self, writing: bool, timeout: float | None) -> bool:
         """Park until the fd is ready; False if ``timeout`` passed first."""
         fd = _ss_fileno(self)
         if fd < 0:
@@ -228,7 +238,7 @@ class socket(_stdlib_socket.socket):
     # Each method makes its first attempt inline (the fast path costs one Python call
     # over the C method); only a BlockingIOError goes on to `_retry`.
 
-    def _raise_now(self, flags_at: int, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]] = None) -> bool:
+    def _raise_now(self, flags_at: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> bool:
         """After a first BlockingIOError: does the stdlib raise it rather than wait?
 
         It does in non-blocking mode, and on a blocking socket when the call's flags
@@ -247,7 +257,7 @@ class socket(_stdlib_socket.socket):
         return bool(flags & _MSG_DONTWAIT)
 
     def _retry(self, method: Callable[..., Any], writing: bool, args: tuple[Any, ...],
-               kwargs: Optional[dict[str, Any]] = None) -> Any:
+               kwargs: dict[str, Any] | None = None) -> Any:
         """Park until the fd is ready and call ``method`` again, until it works or the
         socket's timeout (one deadline for the whole call) expires."""
         timeout = self._timeout
@@ -405,7 +415,7 @@ class socket(_stdlib_socket.socket):
                     raise _timed_out()
 
     @_copy_doc
-    def accept(self) -> tuple["socket", Any]:
+    def accept(self) -> tuple[socket, Any]:
         try:
             fd, addr = _ss._accept(self)
         except BlockingIOError:
@@ -447,7 +457,7 @@ class socket(_stdlib_socket.socket):
         err = self._finish_connect(address, err, timeout)
         return _errno.EWOULDBLOCK if err is None else err
 
-    def _finish_connect(self, address: Any, err: int, timeout: Optional[float]) -> Optional[int]:
+    def _finish_connect(self, address: Any, err: int, timeout: float | None) -> int | None:
         """After a first connect() attempt failed with ``err``: the final errno (0 if
         connected), or None when ``timeout`` expired. Mirrors CPython's internal_connect."""
         if err == _errno.EAGAIN and timeout is None:
@@ -530,7 +540,7 @@ class socket(_stdlib_socket.socket):
 
     if hasattr(_os, "sendfile"):
 
-        def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
             """The stdlib's os.sendfile() path (3.13), parking instead of calling poll()."""
             self._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
             sockno = self.fileno()

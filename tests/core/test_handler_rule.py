@@ -21,8 +21,9 @@ from __future__ import annotations
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,7 @@ class _TickEverywhere:
         self.ticks = 0
         self.failures: list[str] = []
 
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> Optional[Callable[..., Any]]:
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         name = frame.f_globals.get("__name__", "")
         if not name.startswith("greensched.") or name == "greensched._core._preempt":
             return None

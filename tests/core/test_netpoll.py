@@ -12,16 +12,17 @@ import socket
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import spawn
-from tests.util import parked
 from greensched._core._hub import get_hub
 from greensched._core._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from greensched.net import socket as gsocket
+from tests.util import parked
 
 
 class Owner:

@@ -102,9 +102,10 @@ def block_soft_limited(seconds: float) -> dict[str, Any]:
 @app.task
 def environment() -> dict[str, Any]:
     """How the worker process is set up: were the app's imports green, which loop runs."""
-    import greensched
     import kombu.utils.functional
     from kombu.utils.compat import detect_environment
+
+    import greensched
 
     return {
         "socket_green_at_app_import": _AT_IMPORT["socket"] is not greensched.original("socket", "socket"),

@@ -19,9 +19,10 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ class Worker:
     """A ``celery worker`` child process with its log in a file."""
 
     def __init__(self, name: str, broker: str, tmp: Path, *args: str,
-                 env: Optional[dict[str, str]] = None, pool_args: tuple[str, ...] = ("--pool=custom",)) -> None:
+                 env: dict[str, str] | None = None, pool_args: tuple[str, ...] = ("--pool=custom",)) -> None:
         self.name = f"{name}@greensched-test"
         self.log = tmp / f"{name}.log"
         full_env = dict(os.environ)
@@ -66,7 +67,7 @@ class Worker:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self) -> "Worker":
+    def wait_ready(self) -> Worker:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         while time.monotonic() < deadline:
             if f"{self.name} ready." in self.output():
@@ -215,7 +216,7 @@ def test_b_hard_time_limit_ends_the_task_and_the_worker_goes_on(worker: Worker, 
     with pytest.raises(TimeLimitExceeded):
         result.get(timeout=15)
     ended = time.time() - sent
-    done = result.date_done.replace(tzinfo=timezone.utc).timestamp() - sent if result.date_done else ended
+    done = result.date_done.replace(tzinfo=UTC).timestamp() - sent if result.date_done else ended
     print(f"(b) {task}: time_limit=2 ended it {done:.3f} s after it was sent")
     assert result.state == "FAILURE"
     assert 2.0 <= done < 2.5

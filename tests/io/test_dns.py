@@ -15,14 +15,14 @@ import socket as stdsocket
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import Event, spawn
-from greensched.net import dns
-from greensched.net import socket as gsocket
+from greensched.net import dns, socket as gsocket
 
 
 class _Resolver:

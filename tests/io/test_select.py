@@ -14,16 +14,17 @@ import select
 import selectors
 import socket
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
-from tests.util import drain, fill, parked
 from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn
 from greensched._core._hub import get_hub
 from greensched.net import select as green
+from tests.util import drain, fill, parked
 
 # -- helpers ------------------------------------------------------------------------------
 

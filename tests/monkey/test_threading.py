@@ -5,10 +5,6 @@ Each test runs a snippet in a fresh interpreter that patches first, as a user wo
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
 from tests.util import run_python
 
 PATCH = "import greensched\ngreensched.patch_all()\n"

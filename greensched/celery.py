@@ -58,7 +58,7 @@ with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SSL_ONLY_WARNING)
     patch_all()
 
-from . import (
+from . import (  # noqa: E402 (after patch_all(), which must run first)
     Condition,
     Event,
     GreenThread,
@@ -69,8 +69,8 @@ from . import (
     sleep,
     spawn,
 )
-from ._core._introspect import thread_frame
-from ._core._preempt import mark_root
+from ._core._introspect import thread_frame  # noqa: E402 (likewise)
+from ._core._preempt import mark_root  # noqa: E402 (likewise)
 
 try:
     from billiard.einfo import ExceptionInfo

@@ -59,7 +59,7 @@ import os
 import stat
 import warnings
 import weakref
-from typing import Any, Union
+from typing import Any
 
 from ._core import _hub as _hub_module
 from ._core._hub import get_hub
@@ -335,7 +335,7 @@ class TextPipeWrapper(_ClosesWhileParked, io.TextIOWrapper):
     """`io.TextIOWrapper` over a green pipe; ``close`` also works while a thread is parked in it."""
 
 
-GreenPipeFile = Union[PipeIO, BufferedPipeReader, BufferedPipeWriter, TextPipeWrapper]
+GreenPipeFile = PipeIO | BufferedPipeReader | BufferedPipeWriter | TextPipeWrapper
 
 
 def open_pipe(

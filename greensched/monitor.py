@@ -257,7 +257,8 @@ def _stuck_call(caller: Any) -> str:
         return ""
     entry = caller[-1]
     code = f": {entry.line.strip()}" if entry.line else ""
-    return f"The call that has not returned was made at {entry.filename}:{entry.lineno}, in {entry.name}(){code}\n"
+    return (f"The call that has not returned was made at {entry.filename}:{entry.lineno},"
+            f" in {entry.name}(){code}\n")
 
 
 _detector: BlockingDetector | None = None

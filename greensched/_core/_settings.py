@@ -100,7 +100,8 @@ def check_env_at_import() -> None:
     """
     argv = getattr(sys, "orig_argv", [])
     launcher = sys.argv[:1] == ["-m"] and any(
-        flag == "-m" and name in ("greensched", "greensched.__main__") for flag, name in zip(argv, argv[1:])
+        flag == "-m" and name in ("greensched", "greensched.__main__")
+        for flag, name in zip(argv, argv[1:], strict=False)
     )
     if not launcher:
         read_env_config()

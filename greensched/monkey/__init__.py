@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Optional
 
 from ._registry import is_module_patched, is_patched, original, patched_names
 
@@ -73,8 +72,8 @@ def patch_all(
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
     Each keyword turns one part on or off (all on by default; ``threading`` also
-    covers ``threading``'s ``_thread`` primitives and ``queue``). Calling it again with the same choices does nothing;
-    with different choices it warns and keeps the first call's (unpatching is not
+    covers ``threading``'s ``_thread`` primitives and ``queue``). Calling it again with the
+    same choices does nothing; with different choices it warns and keeps the first call's (unpatching is not
     supported: it would leave half-green state).
     """
     global _first_call

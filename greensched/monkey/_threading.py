@@ -78,7 +78,11 @@ __implements_thread__ = ["start_new_thread", "start_new", "_local"] + (
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
 #: `_thread._shutdown` as it was (3.13+): it waits for non-daemon OS threads.
-_original_shutdown: Callable[[], None] = lambda: None
+def _no_shutdown() -> None:
+    pass
+
+
+_original_shutdown: Callable[[], None] = _no_shutdown
 
 #: Sentinel locks of running green threads, by ident, released when the thread ends (< 3.13).
 _sentinels: dict[int, list[Any]] = {}

@@ -62,7 +62,8 @@ def _is_address(family: int, text: str) -> bool:
         return False
 
 
-def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any) -> list[Any] | None:
+def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: Any,
+                         flags: Any) -> list[Any] | None:
     """The answer for a numeric host, without a thread; None when a lookup is needed.
 
     ``AI_CANONNAME``, service names (``"http"``) and the numeric forms only

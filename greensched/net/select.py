@@ -206,10 +206,13 @@ def _pick(objs: list[Any], fds: list[int], ready: list[int]) -> list[Any]:
     if not ready:
         return []
     ready_set = set(ready)
-    return [obj for obj, fd in zip(objs, fds) if fd in ready_set]
+    # Not strict: a fileno() that shortens the caller's list leaves fewer fds than objects (as in the
+    # stdlib, whose loop stops early too).
+    return [obj for obj, fd in zip(objs, fds, strict=False) if fd in ready_set]
 
 
-def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None, /) -> tuple[list[Any], list[Any], list[Any]]:
+def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None,
+           /) -> tuple[list[Any], list[Any], list[Any]]:
     seconds = _select_seconds(timeout)
     rlist = _sequence(rlist)
     wlist = _sequence(wlist)

@@ -547,11 +547,11 @@ class socket(_stdlib_socket.socket):
             try:
                 fileno = file.fileno()
             except (AttributeError, _io.UnsupportedOperation) as err:
-                raise _GiveupOnSendfile(err)  # not a regular file
+                raise _GiveupOnSendfile(err) from err  # not a regular file
             try:
                 fsize = _os.fstat(fileno).st_size
             except OSError as err:
-                raise _GiveupOnSendfile(err)  # not a regular file
+                raise _GiveupOnSendfile(err) from err  # not a regular file
             if not fsize:
                 return 0  # empty file
             # Truncate to 1GiB to avoid OverflowError, see bpo-38319.
@@ -574,7 +574,7 @@ class socket(_stdlib_socket.socket):
                         if total_sent == 0:
                             # e.g. 'file' is not a regular mmap(2)-like file: fall
                             # back on plain send(), as the stdlib does.
-                            raise _GiveupOnSendfile(err)
+                            raise _GiveupOnSendfile(err) from err
                         raise err from None
                     if sent < 0:
                         # Each wait gets the whole timeout, as in the stdlib's poll loop.

@@ -168,7 +168,7 @@ def _register_drainer() -> None:
     """Result waits (``AsyncResult.get``) drain on one green thread, as under gevent."""
     from celery.backends import asynchronous
 
-    class GreenDrainer(asynchronous.greenletDrainer):  # type: ignore[misc,name-defined]
+    class GreenDrainer(asynchronous.greenletDrainer):  # type: ignore[misc]  # celery: no type hints
         def spawn(self, func: Callable[[], Any]) -> GreenThread:
             thread = GreenThread(target=func, name="celery-result-drainer", daemon=True)
             thread.start()
@@ -205,7 +205,7 @@ def _size_redis_pool(app: Any, limit: int) -> None:
         conf.broker_transport_options = options
 
 
-class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hints
+class Timer(_kombu_timer.Timer):  # kombu has no type hints
     """Celery's timer (ETA and countdown tasks, heartbeats) on green sleeps.
 
     Each entry sleeps on a green thread of its own until it is due, then runs; a
@@ -213,7 +213,7 @@ class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hint
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # kombu: no annotations
         self._pending: dict[Any, tuple[float, int, GreenThread]] = {}
 
     def _enter(self, eta: float, priority: int, entry: Any, push: Any = None) -> Any:
@@ -230,7 +230,7 @@ class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hint
             if self._pending.get(entry, (0, 0, None))[2] is current_thread():
                 del self._pending[entry]
             if not entry.canceled:
-                self.apply_entry(entry)
+                self.apply_entry(entry)  # type: ignore[no-untyped-call]  # kombu: no annotations
         except GreenThreadExit:
             pass
 

@@ -182,7 +182,7 @@ class PipeIO(io.RawIOBase):
     def readall(self) -> bytes:
         """Read until end of file (the writer closed its end), parking while the pipe is empty."""
         self._check_readable()
-        chunks = []
+        chunks: list[bytes] = []
         size = io.DEFAULT_BUFFER_SIZE
         while True:
             try:
@@ -320,7 +320,7 @@ class _ClosesWhileParked:
         if raw is not None and raw.parked and not raw.closed:
             raw.close()
             return
-        super().close()  # type: ignore[misc]
+        super().close()  # type: ignore[misc]  # a mixin: super() is the io class
 
 
 class BufferedPipeReader(_ClosesWhileParked, io.BufferedReader):

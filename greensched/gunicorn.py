@@ -206,7 +206,8 @@ class GreenWorker(AsyncWorker):  # type: ignore[misc]  # gunicorn has no type hi
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_SSL_ONLY_WARNING, category=RuntimeWarning)
             patch_all()
-        self.sockets = [self._green_listener(listener) for listener in self.sockets]
+        # Set by gunicorn's Worker, which has no type hints.
+        self.sockets = [self._green_listener(listener) for listener in self.sockets]  # type: ignore[has-type]
 
     @staticmethod
     def _green_listener(listener: Any) -> _green_socket:
@@ -462,7 +463,7 @@ class _IdleWait:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool:
-        self._worker._idle.discard(self._thread)  # type: ignore[arg-type]
+        self._worker._idle.discard(self._thread)
         timeout = self._timeout
         assert timeout is not None
         timeout.__exit__(exc_type, exc, tb)

@@ -44,7 +44,7 @@ class local:
             args, kwargs = object.__getattribute__(self, "_local__args")
             if type(self).__init__ is not object.__init__:
                 type(self).__init__(self, *args, **kwargs)
-        return found  # type: ignore[no-any-return]
+        return found  # type: ignore[no-any-return]  # an attribute looked up by name is Any
 
     def __getattribute__(self, name: str) -> Any:
         if name in ("__dict__",):

@@ -217,7 +217,7 @@ class Condition:
         self._waiters: WaitQueue | None = None
 
     def __enter__(self) -> bool:
-        return self._lock.__enter__()  # type: ignore[no-any-return]
+        return self._lock.__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:
         self._lock.__exit__(*exc_info)

@@ -140,7 +140,7 @@ def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     hub.park(f"to_thread({getattr(fn, '__qualname__', fn)!r})")
     if result.error is not None:
         raise result.error
-    return result.value  # type: ignore[no-any-return]
+    return result.value  # type: ignore[no-any-return]  # the worker's result is Any
 
 
 def _finished(arg: tuple[Hub, Any, int]) -> None:

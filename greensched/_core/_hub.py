@@ -70,7 +70,7 @@ _local = _thread._local()
 def get_hub() -> Hub:
     """This OS thread's hub, created on first use."""
     try:
-        return _local.hub  # type: ignore[no-any-return]
+        return _local.hub  # type: ignore[no-any-return]  # a threading.local attribute is Any
     except AttributeError:
         hub = _local.hub = Hub()
         _local.closer = _ClosedWithThread(hub)
@@ -214,7 +214,7 @@ class Hub(FdWaits):
         if len(self._carriers) >= _MAX_IDLE_CARRIERS:
             return None  # returning ends the greenlet, which switches to the hub
         self._carriers.append(getcurrent())
-        return self._glet.switch()  # type: ignore[no-any-return]
+        return self._glet.switch()  # type: ignore[no-any-return]  # switch() gives Any
 
     def report_exception(self, thread: GreenThread, exc: BaseException) -> None:
         """An exception escaped a green thread: report it once; Ctrl-C goes to main."""

@@ -111,7 +111,7 @@ class _FdWaiters:
         if owner is None:
             return True
         try:
-            return owner.fileno() != fd  # type: ignore[no-any-return]
+            return owner.fileno() != fd  # type: ignore[no-any-return]  # the owner is Any
         except (OSError, ValueError, AttributeError):
             return True  # closed, or no fileno() to tell: assume the worst
 

@@ -35,7 +35,8 @@ def make_pending_retrip() -> tuple[Callable[[Any, int], int] | None, Any]:
         add = api.Py_AddPendingCall
         add.argtypes = [pending, ctypes.c_void_p]
         add.restype = ctypes.c_int
-        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)
+        # .value is None only for a NULL pointer; a function exported by libpython is never NULL.
+        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)  # type: ignore[arg-type]
     except (ImportError, AttributeError, ValueError):
         return None, None
     return add, trip

@@ -430,7 +430,8 @@ class Preemptor:
         # pending handler in signal order, SIGRTMAX last, so all the others run first.
         import _thread
 
-        return _thread.interrupt_main(_SWITCH_SIGNAL)
+        # typeshed wants a signal.Signals; the C function takes any signal number (an int).
+        return _thread.interrupt_main(_SWITCH_SIGNAL)  # type: ignore[arg-type]
 
     def _on_switch(self, signum: int, frame: FrameType | None) -> None:
         """SIGRTMAX: perform the switch `_on_tick` asked for (ignored otherwise)."""
@@ -538,7 +539,7 @@ def no_preempt(preemptor: Preemptor | None) -> NoPreempt:
 # -- the dump signal ---------------------------------------------------------------------------
 
 #: Not usable as the dump signal: preemption's own, Ctrl-C's, and the uncatchable.
-_RESERVED = {
+_RESERVED: dict[int, str] = {
     signal.SIGALRM: "is the preemption timer's signal",
     signal.SIGINT: "is Ctrl-C (KeyboardInterrupt)",
     signal.SIGKILL: "cannot be caught",

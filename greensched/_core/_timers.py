@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = ["TimerHeap", "TimerHandle"]
 
 #: An entry: [deadline, seq, callback or None when cancelled, arg].
-TimerHandle = list
+TimerHandle: TypeAlias = list[Any]
 
 #: A rebuild happens once the dead entries outnumber the live ones by more than this.
 _REBUILD_SLACK = 64

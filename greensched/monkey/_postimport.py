@@ -62,7 +62,7 @@ class _Loader(importlib.abc.Loader):
         self.patches = patches
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+        return self.loader.create_module(spec)  # type: ignore[no-any-return]  # the wrapped loader is Any
 
     def exec_module(self, module: types.ModuleType) -> None:
         # The module sees its own loader while its body runs (importlib.resources and

@@ -101,7 +101,8 @@ _POLL_OK, _POLL_READ, _POLL_WRITE = 0, 1, 2
 def _psycopg2_error(message: str) -> BaseException:
     from psycopg2 import OperationalError
 
-    return OperationalError(message)
+    error: BaseException = OperationalError(message)
+    return error
 
 
 class _LibpqSocket:
@@ -129,7 +130,7 @@ class _LibpqSocket:
         conn = self._conn()
         if conn is None or conn.closed:
             raise ValueError("the psycopg2 connection is closed")
-        return conn.fileno()  # type: ignore[no-any-return]
+        return conn.fileno()  # type: ignore[no-any-return]  # psycopg2 has no type hints
 
 
 #: id(connection) -> its owner. Not a WeakKeyDictionary: its lookups make a weak

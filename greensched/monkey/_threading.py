@@ -269,7 +269,7 @@ class _DummyRemover:
 _dummy_removers = _green_local()
 
 
-class _GreenDummyThread(_stdlib_threading._DummyThread):  # type: ignore[misc, name-defined]
+class _GreenDummyThread(_stdlib_threading._DummyThread):
     """`threading._DummyThread` that is forgotten when its green thread ends."""
 
     def __init__(self) -> None:
@@ -307,7 +307,8 @@ def patch() -> None:
     if hasattr(_stdlib_threading, "_thread_local_info"):  # 3.13: where its own remover lives
         in_threading["_thread_local_info"] = _green_local()
     if _HANDLES:
-        _original_shutdown = _stdlib_threading._thread_shutdown
+        # 3.13+ only (as _HANDLES is); mypy checks against 3.11.
+        _original_shutdown = _stdlib_threading._thread_shutdown  # type: ignore[attr-defined]
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,

@@ -82,7 +82,7 @@ def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: An
     if not isinstance(flags, int) or flags & _AI_CANONNAME:
         return None
     try:
-        return _getaddrinfo(host, port, family, type, proto, flags | _AI_NUMERICHOST)  # type: ignore[no-any-return]
+        return _getaddrinfo(host, port, family, type, proto, flags | _AI_NUMERICHOST)
     except Exception:
         return None  # not numeric (or a bad argument): the thread gives the stdlib's answer
 
@@ -110,7 +110,7 @@ def gethostbyname(hostname: str, /) -> str:
         except (OSError, ValueError):
             pass
         else:
-            return _gethostbyname(hostname)  # type: ignore[no-any-return]  # numeric: no lookup in C
+            return _gethostbyname(hostname)  # numeric: no lookup in C
     return to_thread(_gethostbyname, hostname)
 
 
@@ -142,7 +142,8 @@ _stdlib_getfqdn = _types.FunctionType(
 
 
 def getfqdn(name: str = "") -> str:
-    return to_thread(_stdlib_getfqdn, name)
+    fqdn: str = to_thread(_stdlib_getfqdn, name)
+    return fqdn
 
 
 for _green, _original in [

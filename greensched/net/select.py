@@ -219,7 +219,7 @@ def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None,
     xlist = _sequence(xlist)
     ready = _original_select(rlist, wlist, xlist, 0)
     if ready[0] or ready[1] or ready[2] or seconds == 0:
-        return ready  # type: ignore[no-any-return]
+        return ready  # type: ignore[no-any-return]  # the original select's result is Any here
     robjs, wobjs, xobjs = list(rlist), list(wlist), list(xlist)
     rfds = [_fileno(o) for o in robjs]
     wfds = [_fileno(o) for o in wobjs]
@@ -242,7 +242,7 @@ select.__doc__ = (_original_select.__doc__ or "") + """
 
 greensched: the calling green thread parks while it waits; the others run.
 """
-select.__greensched_original__ = _original_select  # type: ignore[attr-defined]
+select.__greensched_original__ = _original_select  # type: ignore[attr-defined]  # our marker on a function
 
 
 # -- select.poll ---------------------------------------------------------------------------
@@ -380,7 +380,7 @@ poll.__doc__ = (getattr(_original_poll, "__doc__", None) or "") + """
 
 greensched: the object's poll() parks the calling green thread while it waits.
 """
-poll.__greensched_original__ = _original_poll  # type: ignore[attr-defined]
+poll.__greensched_original__ = _original_poll  # type: ignore[attr-defined]  # our marker on a function
 
 
 # -- selectors -----------------------------------------------------------------------------
@@ -403,10 +403,14 @@ class _GreenSelectorMixin:
         """
         seconds = self._green_seconds(timeout)
         parent = super()
-        ready: list[tuple[_stdlib_selectors.SelectorKey, int]] = parent.select(0)  # type: ignore[misc]
+        # A mixin: super() is the stdlib selector it is mixed into, which mypy cannot know here.
+        ready: list[tuple[_stdlib_selectors.SelectorKey, int]] = parent.select(0)  # type: ignore[attr-defined]
         if ready or seconds == 0:
             return ready
-        result = _park_until_ready(lambda: parent.select(0) or None, self._green_watch, seconds)  # type: ignore[misc]
+        result = _park_until_ready(
+            # The mixin's super(), as above.
+            lambda: parent.select(0) or None, self._green_watch, seconds  # type: ignore[attr-defined]
+        )
         return result if result is not None else []
 
     def _green_watch(self) -> tuple[list[int], list[int], bool]:
@@ -439,7 +443,8 @@ if _original_poll is not None:
         unregister, get_key, get_map, close and their errors) unchanged.
         """
 
-        _selector_cls = staticmethod(_original_poll)
+        # Not None (the `if` above), but mypy does not carry the narrowing into a class body.
+        _selector_cls = staticmethod(_original_poll)  # type: ignore[arg-type]
 
         def _green_seconds(self, timeout: Any) -> float | None:
             # PollSelector.select: None; <= 0 is 0; else whole ms, rounded up.
@@ -447,14 +452,15 @@ if _original_poll is not None:
                 return None
             if timeout <= 0:
                 return 0.0
-            ms = math.ceil(timeout * 1e3)
+            ms: int = math.ceil(timeout * 1e3)
             if ms > _INT_MAX:
                 assert _original_poll is not None
                 _original_poll().poll(ms)  # raises the stdlib's OverflowError
             return ms / 1e3
 
 else:  # pragma: no cover - every supported platform has poll()
-    GreenSelector = GreenSelectSelector  # type: ignore[misc]
+    # The other class under the same name: the one a platform without poll() can have.
+    GreenSelector = GreenSelectSelector  # type: ignore[misc,assignment]
 
 
 DefaultSelector = GreenSelector

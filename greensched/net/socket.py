@@ -93,6 +93,7 @@ _ss_connect = _ss.connect
 _ss_connect_ex = _ss.connect_ex
 _ss_getsockopt = _ss.getsockopt
 _ss_fileno = _ss.fileno
+# The stdlib's private exception.
 _GiveupOnSendfile = _stdlib_socket._GiveupOnSendfile  # type: ignore[attr-defined]
 _AF_INETS = (_socket.AF_INET, getattr(_socket, "AF_INET6", _socket.AF_INET))
 # connect() in progress, per CPython's internal_connect (EINTR: it goes on asynchronously).
@@ -275,57 +276,62 @@ class socket(_stdlib_socket.socket):
     @_copy_doc
     def recv(self, *args: Any) -> bytes:
         try:
-            return _ss_recv(self, *args)  # type: ignore[no-any-return]
+            return _ss_recv(self, *args)
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss_recv, False, args)  # type: ignore[no-any-return]
 
     @_copy_doc
     def recv_into(self, *args: Any, **kwargs: Any) -> int:
         try:
-            return _ss_recv_into(self, *args, **kwargs)  # type: ignore[no-any-return]
+            return _ss_recv_into(self, *args, **kwargs)
         except BlockingIOError:
             if self._raise_now(2, args, kwargs):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss_recv_into, False, args, kwargs)  # type: ignore[no-any-return]
 
     @_copy_doc
     def recvfrom(self, *args: Any) -> tuple[bytes, Any]:
         try:
-            return _ss.recvfrom(self, *args)  # type: ignore[no-any-return]
+            return _ss.recvfrom(self, *args)
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss.recvfrom, False, args)  # type: ignore[no-any-return]
 
     @_copy_doc
     def recvfrom_into(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         try:
-            return _ss.recvfrom_into(self, *args, **kwargs)  # type: ignore[no-any-return]
+            return _ss.recvfrom_into(self, *args, **kwargs)
         except BlockingIOError:
             if self._raise_now(2, args, kwargs):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss.recvfrom_into, False, args, kwargs)  # type: ignore[no-any-return]
 
     @_copy_doc
     def send(self, *args: Any) -> int:
         try:
-            return _ss_send(self, *args)  # type: ignore[no-any-return]
+            return _ss_send(self, *args)
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
-        return self._retry(_ss_send, True, args)  # type: ignore[no-any-return]
+        return self._retry(_ss_send, True, args)  # type: ignore[no-any-return]  # _retry gives the call's Any
 
     @_copy_doc
     def sendto(self, *args: Any) -> int:
         if len(args) in (2, 3):  # sendto(data[, flags], address)
             args = args[:-1] + (self._resolve(args[-1]),)
         try:
-            return _ss.sendto(self, *args)  # type: ignore[no-any-return]
+            return _ss.sendto(self, *args)
         except BlockingIOError:
             if self._raise_now(1 if len(args) == 3 else -1, args):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss.sendto, True, args)  # type: ignore[no-any-return]
 
     if hasattr(_ss, "recvmsg"):
@@ -333,20 +339,22 @@ class socket(_stdlib_socket.socket):
         @_copy_doc
         def recvmsg(self, *args: Any) -> tuple[bytes, list[Any], int, Any]:
             try:
-                return _ss.recvmsg(self, *args)  # type: ignore[no-any-return]
+                return _ss.recvmsg(self, *args)
             except BlockingIOError:
                 if self._raise_now(2, args):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.recvmsg, False, args)  # type: ignore[no-any-return]
 
         @_copy_doc
         def recvmsg_into(self, *args: Any) -> tuple[int, list[Any], int, Any]:
             args = _listed(args, 0)  # a retry must see the same buffers
             try:
-                return _ss.recvmsg_into(self, *args)  # type: ignore[no-any-return]
+                return _ss.recvmsg_into(self, *args)
             except BlockingIOError:
                 if self._raise_now(2, args):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.recvmsg_into, False, args)  # type: ignore[no-any-return]
 
     if hasattr(_ss, "sendmsg"):
@@ -357,10 +365,11 @@ class socket(_stdlib_socket.socket):
                 args = args[:3] + (self._resolve(args[3]),) + args[4:]
             args = _listed(_listed(args, 0), 1)  # a retry must send the same data
             try:
-                return _ss.sendmsg(self, *args)  # type: ignore[no-any-return]
+                return _ss.sendmsg(self, *args)
             except BlockingIOError:
                 if self._raise_now(2, args):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.sendmsg, True, args)  # type: ignore[no-any-return]
 
     if hasattr(_ss, "sendmsg_afalg"):
@@ -371,10 +380,11 @@ class socket(_stdlib_socket.socket):
             if "msg" in kwargs:
                 kwargs["msg"] = _listed((kwargs["msg"],), 0)[0]
             try:
-                return _ss.sendmsg_afalg(self, *args, **kwargs)  # type: ignore[no-any-return]
+                return _ss.sendmsg_afalg(self, *args, **kwargs)
             except BlockingIOError:
                 if self._raise_now(-1, args, kwargs):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.sendmsg_afalg, True, args, kwargs)  # type: ignore[no-any-return]
 
     @_copy_doc
@@ -417,11 +427,12 @@ class socket(_stdlib_socket.socket):
     @_copy_doc
     def accept(self) -> tuple[socket, Any]:
         try:
-            fd, addr = _ss._accept(self)
+            # _socket.socket._accept is private: typeshed does not declare it.
+            fd, addr = _ss._accept(self)  # type: ignore[attr-defined]
         except BlockingIOError:
             if self._raise_now(-1, ()):
                 raise
-            fd, addr = self._retry(_ss._accept, False, ())
+            fd, addr = self._retry(_ss._accept, False, ())  # type: ignore[attr-defined]  # private, as above
         # The stdlib's rules for the new socket (socket.socket.accept), with our class.
         sock = socket(self.family, self.type, self.proto, fileno=fd)
         if _stdlib_socket.getdefaulttimeout() is None and self.gettimeout():
@@ -441,7 +452,8 @@ class socket(_stdlib_socket.socket):
             if timeout == 0.0:
                 raise  # non-blocking: the caller waits for the connection itself
             err = exc.errno
-        err = self._finish_connect(address, err, timeout)
+        # OSError.errno is Optional in typeshed; a raised BlockingIOError always has one.
+        err = self._finish_connect(address, err, timeout)  # type: ignore[arg-type]
         if err is None:
             raise _timed_out()
         if err:
@@ -453,9 +465,9 @@ class socket(_stdlib_socket.socket):
         timeout = self._timeout
         err = _ss_connect_ex(self, address)
         if err in _ALREADY_CONNECTED or timeout == 0.0:
-            return err  # type: ignore[no-any-return]
-        err = self._finish_connect(address, err, timeout)
-        return _errno.EWOULDBLOCK if err is None else err
+            return err
+        final = self._finish_connect(address, err, timeout)
+        return _errno.EWOULDBLOCK if final is None else final
 
     def _finish_connect(self, address: Any, err: int, timeout: float | None) -> int | None:
         """After a first connect() attempt failed with ``err``: the final errno (0 if
@@ -479,7 +491,7 @@ class socket(_stdlib_socket.socket):
             if err in _ALREADY_CONNECTED:
                 return 0
             if err not in (_errno.EAGAIN, _errno.EWOULDBLOCK):
-                return err  # type: ignore[no-any-return]
+                return err
 
     @_copy_doc
     def bind(self, address: Any) -> None:
@@ -534,7 +546,7 @@ class socket(_stdlib_socket.socket):
         fd = _ss_fileno(self)
         if fd >= 0:
             _notify_closed(fd)  # our waiters must not keep waiting on a file that is no longer ours
-        return super().detach()  # type: ignore[no-any-return]
+        return super().detach()
 
     # -- sendfile -------------------------------------------------------------------------------
 
@@ -542,6 +554,7 @@ class socket(_stdlib_socket.socket):
 
         def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
             """The stdlib's os.sendfile() path (3.13), parking instead of calling poll()."""
+            # The stdlib's private helper.
             self._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
             sockno = self.fileno()
             try:

@@ -32,7 +32,7 @@ T = TypeVar("T")
 __implements_context__ = ["sslsocket_class"]
 
 
-class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[misc]
+class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):
     """`ssl.SSLSocket` whose blocking operations park the green thread."""
 
     def _retry_tls(self, operation: Callable[[], T], what: str) -> T:
@@ -57,7 +57,7 @@ class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[mi
 
     def do_handshake(self, block: bool = False) -> None:
         """Complete the TLS handshake, parking while the peer answers."""
-        self._check_connected()
+        self._check_connected()  # type: ignore[attr-defined]  # the stdlib's private check
         self._retry_tls(lambda: _stdlib_ssl.SSLSocket.do_handshake(self, block), "handshake")
 
     def read(self, len: int = 1024, buffer: Any | None = None) -> Any:

@@ -225,7 +225,8 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     row("tasks/s, 0.5 s I/O tasks (greensched ÷ peer)", "tasks_per_s", "throughput",
         lambda v: "—" if v is None else f"{v:.0f}", ratio=True)
     rows.append("| (tasks @ concurrency) | " + " | ".join(
-        f"{results[p].get('throughput', {}).get('tasks', '—')} @ {results[p].get('throughput', {}).get('concurrency', '—')}"
+        f"{results[p].get('throughput', {}).get('tasks', '—')} @ "
+        f"{results[p].get('throughput', {}).get('concurrency', '—')}"
         for p in pools) + " |")
     row("(a) 200 × 0.5 s sleeps", "a_200_sleeps_s", "checks", _fmt)
     row("(b) soft_time_limit=1 reached a CPU task after", "b_soft_after_s", "checks",
@@ -236,7 +237,8 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     row("(d) worst ping during that task", "d_ping_worst_s", "checks",
         lambda v: _fmt(v, none="no answer in 3 s"))
     rows.append("| (e) SIGTERM with tasks running: finished, exit | " + " | ".join(
-        f"{results[p].get('checks', {}).get('e_finished', '—')}/{results[p].get('checks', {}).get('e_running', '—')}, "
+        f"{results[p].get('checks', {}).get('e_finished', '—')}/"
+        f"{results[p].get('checks', {}).get('e_running', '—')}, "
         f"exit {results[p].get('checks', {}).get('e_exit', '—')}" for p in pools) + " |")
     return head + "\n".join(rows) + "\n"
 

@@ -324,7 +324,8 @@ def test_max_requests_restarts_the_worker(start_gunicorn: Callable[..., Server])
     assert not _wait_gone({old_pid}, 5.0), "the retired worker did not exit"
 
 
-def test_heartbeat_survives_a_handler_spinning_past_the_timeout(start_gunicorn: Callable[..., Server]) -> None:
+def test_heartbeat_survives_a_handler_spinning_past_the_timeout(start_gunicorn: Callable[...,
+                                                                                         Server]) -> None:
     """--timeout 2 and a 4 s CPU-bound handler: preemption keeps the heartbeat going."""
     server = start_gunicorn("-w", "1", "--timeout", "2")
     _, before, _ = server.get("/pid")

@@ -53,7 +53,8 @@ def run(args: list[str], cwd: Path, stdin: str | None = None,
 
 
 def both(args: list[str], cwd: Path, stdin: str | None = None,
-         flags: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+         flags: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str],
+                                               subprocess.CompletedProcess[str]]:
     """(``python [flags] args``, ``python [flags] -m greensched args``)."""
     return (run(args, cwd, stdin, flags), run(["-m", "greensched", *args], cwd, stdin, flags))
 

@@ -2,7 +2,8 @@
 
 Each worker is the venv's plain ``celery`` command, started the documented way::
 
-    CELERY_CUSTOM_WORKER_POOL=greensched.celery:TaskPool celery -A tests.integrations.celery_proj worker --pool=custom -c 200
+    CELERY_CUSTOM_WORKER_POOL=greensched.celery:TaskPool \
+        celery -A tests.integrations.celery_proj worker --pool=custom -c 200
 
 with redis-server (the ``redis_server`` fixture) as broker and result backend. The
 client is this (unpatched) test process. One worker (``-c 200``) serves most checks,
@@ -83,7 +84,8 @@ class Worker:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"worker {self.name} did not exit in {timeout} s; log:\n{self.output()[-4000:]}")
+            raise AssertionError(
+                f"worker {self.name} did not exit in {timeout} s; log:\n{self.output()[-4000:]}")
 
     def kill(self) -> None:
         if self.process.poll() is None:

@@ -57,7 +57,8 @@ def run_waits(servers: str, drivers: list[str], env: dict[str, str] | None = Non
 
 
 @pytest.fixture(scope="module")
-def measured(postgres_server: Server, mariadb_server: Server, redis_server: Server) -> dict[str, dict[str, Any]]:
+def measured(postgres_server: Server, mariadb_server: Server,
+             redis_server: Server) -> dict[str, dict[str, Any]]:
     return run_waits(servers_json(postgres_server, mariadb_server, redis_server), DRIVERS + POOLS)
 
 

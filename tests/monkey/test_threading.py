@@ -67,7 +67,8 @@ def test_excepthook_reports_thread_errors(tmp_path: object) -> None:
         """
 import threading
 seen = []
-threading.excepthook = lambda args: seen.append((args.exc_type.__name__, str(args.exc_value), args.thread.name))
+threading.excepthook = lambda args: seen.append(
+    (args.exc_type.__name__, str(args.exc_value), args.thread.name))
 t = threading.Thread(target=lambda: 1 / 0, name="divider")
 t.start(); t.join()
 print(seen)

@@ -144,7 +144,8 @@ def start_echo_server(fds: int) -> tuple[subprocess.Popen[str], int]:
     line = proc.stdout.readline()
     if not line.startswith("port "):
         stop(proc)
-        raise AssertionError(f"echo server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        errors = proc.stderr.read() if proc.stderr else ""
+        raise AssertionError(f"echo server did not start: {line!r} {errors}")
     return proc, int(line.split()[1])
 
 

@@ -2,8 +2,9 @@
 resets mid-transfer, a server that accepts and never answers.
 
 tests/io/test_socket.py covers a close under a parked recv, accept and sendall.
-Here: the same for waits with a timeout, recv_into and a connect in progress; resets compared with plain blocking stdlib sockets run in an
-OS thread; and timeouts against a silent server, one client and a hundred at once.
+Here: the same for waits with a timeout, recv_into and a connect in progress; resets
+compared with plain blocking stdlib sockets run in an OS thread; and timeouts against a
+silent server, one client and a hundred at once.
 """
 
 from __future__ import annotations

@@ -140,7 +140,8 @@ def _wait_port(server: Server, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.05)
     server.stop()
-    raise RuntimeError(f"{server.kind} did not listen on {server.port} within {timeout} s:\n{server.log_tail()}")
+    raise RuntimeError(
+        f"{server.kind} did not listen on {server.port} within {timeout} s:\n{server.log_tail()}")
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
@@ -289,7 +290,8 @@ def start_rabbitmq(base: Path) -> Server:
     """
     # The script itself, not Debian's /usr/sbin wrapper: the wrapper switches to the
     # rabbitmq user, who cannot write to a root-owned temp dir; the server runs as us.
-    direct = [path for pattern in _RABBIT_DIRS for path in sorted(glob.glob(os.path.join(pattern, "rabbitmq-server")))
+    direct = [path for pattern in _RABBIT_DIRS
+              for path in sorted(glob.glob(os.path.join(pattern, "rabbitmq-server")))
               if os.access(path, os.X_OK)]
     binary = direct[0] if direct else find_binary("rabbitmq-server", "rabbitmq-server")
     base.mkdir(parents=True, exist_ok=True)

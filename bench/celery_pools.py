@@ -171,7 +171,7 @@ def checks(proj: Any, pool: str, broker: str, tmp: Path) -> dict[str, Any]:
                 pings.append(_ping_s(proj, worker.name))
             else:
                 time.sleep(0.1)
-        latencies = [r.get(timeout=60) - s for r, s in zip(results, sends)]
+        latencies = [r.get(timeout=60) - s for r, s in zip(results, sends, strict=True)]
         out["c_io_worst_s"] = max(latencies)
         out["d_ping_worst_s"] = None if None in pings else max(pings)  # type: ignore[type-var]
         hog.get(timeout=60)

@@ -151,7 +151,7 @@ def _with_ticks_everywhere(work: Callable[[], None]) -> _TickEverywhere:
         pytest.skip("a tracer (coverage, a debugger) owns sys.settrace")
     # 3.12.1 delivered no opcode events at all to the first traced run of a fresh
     # process (3.11.7 and 3.13.0 did): a second run does get them.
-    for attempt in range(2):
+    for _attempt in range(2):
         tracer = _traced_run(work)
         if tracer.ticks or sys.version_info[:2] != (3, 12):
             break

@@ -82,10 +82,10 @@ class Worker:
     def wait_exit(self, timeout: float) -> int:
         try:
             return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as err:
             self.kill()
             raise AssertionError(
-                f"worker {self.name} did not exit in {timeout} s; log:\n{self.output()[-4000:]}")
+                f"worker {self.name} did not exit in {timeout} s; log:\n{self.output()[-4000:]}") from err
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -245,7 +245,7 @@ def test_c_d_io_tasks_and_ping_flow_beside_a_cpu_bound_task(worker: Worker) -> N
             pings.append(_ping(worker.name))
         else:
             time.sleep(0.1)
-    latencies = [r.get(timeout=10) - sent for r, sent in zip(results, sends)]
+    latencies = [r.get(timeout=10) - sent for r, sent in zip(results, sends, strict=True)]
     assert hog.state == "STARTED", "the CPU-bound task ended before the check did: no overlap"
     print(f"(c) short tasks beside a CPU-bound one: worst {max(latencies):.3f} s; "
           f"(d) ping: worst {max(pings):.3f} s")

@@ -138,7 +138,7 @@ def test_select_results_match_the_stdlib(pair: tuple[socket.socket, socket.socke
         for timeout in (0, 0.0, 5, None) if any(expected) else (0, 0.0):
             got = green.select(rlist, wlist, xlist, timeout)
             assert got == expected
-            assert all(x is y for g, e in zip(got, expected) for x, y in zip(g, e))
+            assert all(x is y for g, e in zip(got, expected, strict=True) for x, y in zip(g, e, strict=True))
             assert type(got) is tuple and all(type(lst) is list for lst in got)
 
 

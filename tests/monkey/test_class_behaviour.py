@@ -106,7 +106,7 @@ def accepts(new: object, old: list[list[str]]) -> bool:
     """
     if not isinstance(new, list) or len(new) != len(old):
         return False
-    for (new_kind, new_name), (old_kind, old_name) in zip(new, old):
+    for (new_kind, new_name), (old_kind, old_name) in zip(new, old, strict=True):
         if old_kind == "POSITIONAL_ONLY":
             if new_kind not in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD"):
                 return False

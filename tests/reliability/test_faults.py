@@ -88,15 +88,20 @@ def test_close_under_a_waiter_raises_oserror_promptly(how: str, silent_server: t
         if how == "connect":
             address = full_backlog_address(closers)
             sock = gsocket.socket()
-            call: Callable[[], Any] = lambda: sock.connect(address)
+
+            def call() -> Any:
+                return sock.connect(address)
         else:
             sock = gsocket.create_connection(silent_server, timeout=60 if "timeout" in how else None)
             if how == "sendall-with-timeout":
-                call = lambda: sock.sendall(b"x" * (64 << 20))  # nobody reads: parks
+                def call() -> Any:
+                    return sock.sendall(b"x" * (64 << 20))  # nobody reads: parks
             elif how == "recv_into":
-                call = lambda: sock.recv_into(bytearray(100))
+                def call() -> Any:
+                    return sock.recv_into(bytearray(100))
             else:
-                call = lambda: sock.recv(100)
+                def call() -> Any:
+                    return sock.recv(100)
         closers.append(sock)
         waiter = spawn(call)
         wait_parked(waiter)

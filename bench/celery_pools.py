@@ -36,8 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -82,7 +83,7 @@ class Worker:
                 stdin=subprocess.DEVNULL,
             )
 
-    def wait_ready(self, proj: Any) -> "Worker":
+    def wait_ready(self, proj: Any) -> Worker:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -94,7 +95,7 @@ class Worker:
                 pass
         raise RuntimeError(f"{self.name} did not answer a ping in 60 s: {self.log.read_text()[-3000:]}")
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -105,7 +106,7 @@ class Worker:
         return self.process.returncode
 
 
-def _ping_s(proj: Any, name: str, timeout: float = 3.0) -> Optional[float]:
+def _ping_s(proj: Any, name: str, timeout: float = 3.0) -> float | None:
     start = time.monotonic()
     replies = proj.app.control.ping(destination=[name], timeout=timeout, limit=1)
     return time.monotonic() - start if replies else None
@@ -170,7 +171,7 @@ def checks(proj: Any, pool: str, broker: str, tmp: Path) -> dict[str, Any]:
                 pings.append(_ping_s(proj, worker.name))
             else:
                 time.sleep(0.1)
-        latencies = [r.get(timeout=60) - s for r, s in zip(results, sends)]
+        latencies = [r.get(timeout=60) - s for r, s in zip(results, sends, strict=True)]
         out["c_io_worst_s"] = max(latencies)
         out["d_ping_worst_s"] = None if None in pings else max(pings)  # type: ignore[type-var]
         hog.get(timeout=60)
@@ -224,7 +225,8 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     row("tasks/s, 0.5 s I/O tasks (greensched ÷ peer)", "tasks_per_s", "throughput",
         lambda v: "—" if v is None else f"{v:.0f}", ratio=True)
     rows.append("| (tasks @ concurrency) | " + " | ".join(
-        f"{results[p].get('throughput', {}).get('tasks', '—')} @ {results[p].get('throughput', {}).get('concurrency', '—')}"
+        f"{results[p].get('throughput', {}).get('tasks', '—')} @ "
+        f"{results[p].get('throughput', {}).get('concurrency', '—')}"
         for p in pools) + " |")
     row("(a) 200 × 0.5 s sleeps", "a_200_sleeps_s", "checks", _fmt)
     row("(b) soft_time_limit=1 reached a CPU task after", "b_soft_after_s", "checks",
@@ -235,12 +237,13 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     row("(d) worst ping during that task", "d_ping_worst_s", "checks",
         lambda v: _fmt(v, none="no answer in 3 s"))
     rows.append("| (e) SIGTERM with tasks running: finished, exit | " + " | ".join(
-        f"{results[p].get('checks', {}).get('e_finished', '—')}/{results[p].get('checks', {}).get('e_running', '—')}, "
+        f"{results[p].get('checks', {}).get('e_finished', '—')}/"
+        f"{results[p].get('checks', {}).get('e_running', '—')}, "
         f"exit {results[p].get('checks', {}).get('e_exit', '—')}" for p in pools) + " |")
     return head + "\n".join(rows) + "\n"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Celery pools side by side on a real redis broker.")
     parser.add_argument("--pools", default=",".join(POOLS), help=f"comma-separated, of {','.join(POOLS)}")
     parser.add_argument("--json", type=Path, default=None)

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -36,7 +36,7 @@ def load_results(path: Path) -> Results:
     return results
 
 
-def _relative(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def _relative(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or (a == 0 and b == 0):
         return None
     low = min(abs(a), abs(b))
@@ -73,7 +73,7 @@ def rows(first: Results, second: Results, threshold: float) -> list[list[str]]:
     return out
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Print the differences; exit status 0."""
     parser = argparse.ArgumentParser(description="Compare two bench/run.py --json files.")
     parser.add_argument("first", type=Path)

@@ -24,12 +24,11 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-def find_py_spy() -> Optional[str]:
+def find_py_spy() -> str | None:
     """py-spy next to this interpreter, or on PATH."""
     beside = Path(sys.executable).with_name("py-spy")
     return str(beside) if beside.exists() else shutil.which("py-spy")
@@ -104,7 +103,7 @@ def summarise(raw: Path, skip_startup: bool = True) -> Summary:
     return out
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Profile one (runtime, workload) and print the hot spots."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1] if __doc__ else None)
     parser.add_argument("runtime")

@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Optional
 
 INSTALL_HINT = "install it with `apt-get install -y nginx` (Debian/Ubuntu)"
 
@@ -50,7 +49,7 @@ http {{
 """
 
 
-def find_nginx() -> Optional[str]:
+def find_nginx() -> str | None:
     """The nginx binary (``PATH``, then ``/usr/sbin``), or None."""
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
@@ -75,8 +74,8 @@ class Nginx:
         self.path = path
         self.body = body
         self.workers = workers
-        self.root: Optional[Path] = None
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.root: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
     def start(self) -> str:
@@ -144,10 +143,10 @@ class Nginx:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
-    def __enter__(self) -> "Nginx":
+    def __enter__(self) -> Nginx:
         self.start()
         return self
 
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional
 
 from runtimes import BASELINE
 from workloads import Metric, Workload
@@ -34,12 +33,12 @@ class Cell:
         """The metric's figure in every successful repetition."""
         return [f[key] for f in self.figures.values() if key in f and not math.isnan(f[key])]
 
-    def median(self, key: str) -> Optional[float]:
+    def median(self, key: str) -> float | None:
         """Median over the successful repetitions, or None if there were none."""
         values = self.values(key)
         return statistics.median(values) if values else None
 
-    def spread(self, key: str) -> Optional[float]:
+    def spread(self, key: str) -> float | None:
         """(max - min) / median over the repetitions; None with fewer than two."""
         values = self.values(key)
         if len(values) < 2:
@@ -52,7 +51,7 @@ class Cell:
 Results = dict[tuple[str, str], Cell]
 
 
-def paired_ratio(cell: Optional[Cell], base: Optional[Cell], key: str) -> Optional[float]:
+def paired_ratio(cell: Cell | None, base: Cell | None, key: str) -> float | None:
     """Median over repetitions of ``figure / baseline figure`` of the same repetition.
 
     None when no repetition has both figures, or the baseline's is 0 in all of them.
@@ -110,7 +109,7 @@ def verdict(metric: Metric, results: Results, workload: Workload) -> str:
     return "**met**" if met else "**not met**"
 
 
-def _cell_text(cell: Optional[Cell], base: Optional[Cell], metric: Metric,
+def _cell_text(cell: Cell | None, base: Cell | None, metric: Metric,
                footnotes: list[str]) -> str:
     if cell is None:
         return "not run"

@@ -19,9 +19,9 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -35,7 +35,7 @@ import workloads  # noqa: E402
 from worker import RESULT_PREFIX  # noqa: E402
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; errors name the known workloads and runtimes."""
     parser = argparse.ArgumentParser(
         description="Benchmark greensched against gevent, eventlet, OS threads, asyncio "
@@ -81,7 +81,7 @@ def log(message: str) -> None:
 
 
 def run_one(runtime: str, workload: str, quick: bool, env: dict[str, str],
-            timeout: float) -> tuple[Optional[dict[str, float]], Optional[str], float]:
+            timeout: float) -> tuple[dict[str, float] | None, str | None, float]:
     """One child process: (figures, None, seconds) or (None, error, seconds)."""
     cmd = [sys.executable, str(BENCH_DIR / "worker.py"), runtime, workload]
     if quick:
@@ -100,8 +100,8 @@ def run_one(runtime: str, workload: str, quick: bool, env: dict[str, str],
     return None, f"exit status {proc.returncode}: {tail[0][:300]}", seconds
 
 
-def _progress(workload: workloads.Workload, figures: Optional[dict[str, float]],
-              error: Optional[str]) -> str:
+def _progress(workload: workloads.Workload, figures: dict[str, float] | None,
+              error: str | None) -> str:
     if figures is None:
         return f"ERROR {error}"
     return ", ".join(f"{m.label} {report.fmt_value(figures[m.key], m.unit)} {m.unit}"
@@ -114,7 +114,7 @@ def postgres_url_variable() -> str:
     return postgres.URL_VARIABLE
 
 
-def _start_postgres() -> tuple[Optional[Any], str]:
+def _start_postgres() -> tuple[Any | None, str]:
     """The PostgreSQL server of the pg_* workloads, started as the tests start theirs
     (tests/servers/real.py); (None, why) when it cannot be, and those workloads are skipped."""
     import shutil
@@ -140,11 +140,11 @@ def _start_postgres() -> tuple[Optional[Any], str]:
     return server, f"postgres serving {server.url} (pid {server.process.pid})"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the suite; returns 0, or 1 if any run failed."""
     args = parse_args(argv)
     started = time.monotonic()
-    started_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = sysinfo.loadavg()
     nginx_binary = nginx.find_nginx()
     nginx_desc = None
@@ -181,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
 
     env = dict(os.environ)
-    server: Optional[nginx.Nginx] = None
+    server: nginx.Nginx | None = None
     if any(wl.needs_nginx for wl in chosen_workloads):
         from workloads import http_fanout
 
@@ -198,7 +198,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             pid = server.process.pid if server.process else "?"
             log(f"nginx serving {server.url}{http_fanout.PATH} (pid {pid})")
-    database: Optional[Any] = None
+    database: Any | None = None
     if any(wl.needs_postgres for wl in chosen_workloads):
         database, message = _start_postgres()
         if database is None:

@@ -22,8 +22,9 @@ imports the workloads.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Literal, Optional
+from typing import Any, Literal
 
 SleepFn = Callable[[float], None]
 
@@ -86,9 +87,9 @@ class Runtime:
     #: Patch the stdlib (if this runtime does) and return the unpatched time.sleep.
     setup: Callable[[], SleepFn]
     #: For async runtimes: run a coroutine to completion on this runtime's loop.
-    run_coroutine: Optional[Callable[[Coroutine[Any, Any, Any]], Any]] = None
+    run_coroutine: Callable[[Coroutine[Any, Any, Any]], Any] | None = None
 
-    def missing(self) -> Optional[str]:
+    def missing(self) -> str | None:
         """Why this runtime cannot run here, or None when it can."""
         absent = [m for m in self.modules if importlib.util.find_spec(m) is None]
         if absent:

@@ -7,7 +7,6 @@ import platform
 import subprocess
 import sys
 from importlib import metadata
-from typing import Optional
 
 #: Distributions whose versions the report shows.
 PACKAGES = ("greensched", "greenlet", "gevent", "eventlet", "uvloop", "requests", "urllib3")
@@ -37,7 +36,7 @@ def os_release() -> str:
     return platform.platform()
 
 
-def package_version(name: str) -> Optional[str]:
+def package_version(name: str) -> str | None:
     """The installed version of distribution ``name``, or None."""
     try:
         return metadata.version(name)
@@ -66,7 +65,7 @@ def loadavg() -> str:
         return "unknown"
 
 
-def machine_lines(repo: str, nginx: Optional[str]) -> list[str]:
+def machine_lines(repo: str, nginx: str | None) -> list[str]:
     """Markdown bullet lines describing the machine, Python and packages."""
     uname = platform.uname()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"

@@ -26,8 +26,8 @@ import http.server
 import resource
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import greensched
 

@@ -76,9 +76,9 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from time import monotonic  # noqa: E402
 
-from greensched.monkey import original  # noqa: E402
-
 from _servers import QuietHandler, ensure_open_files, serve  # noqa: E402
+
+from greensched.monkey import original  # noqa: E402
 
 #: The API asks clients to wait this long (seconds) before their next request.
 MIN_WAIT_S, MAX_WAIT_S = 0.1, 0.5

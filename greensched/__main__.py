@@ -38,7 +38,8 @@ import os
 import runpy
 import sys
 import types
-from typing import Any, NoReturn, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from . import __version__
 from ._core._preempt import check_slice_ms, mark_root
@@ -90,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], Optional[_Program]]:
+def _split(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], _Program | None]:
     """Cut ``argv`` where the program starts: (our options, the program or None).
 
     argparse cannot do this: it would take the program's ``-h`` or ``-x`` for ours
@@ -124,7 +125,7 @@ def _split(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[s
     return ours, None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Parse our options, patch, and run the program in this interpreter."""
     parser = _parser()
     ours, program = _split(sys.argv[1:] if argv is None else argv, parser)
@@ -215,7 +216,7 @@ def _absolute(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
 
 
-def _set_path0(entry: Optional[str]) -> None:
+def _set_path0(entry: str | None) -> None:
     """Put ``entry`` where ``python`` would, in place of ours; None: take ours out.
 
     We were started as ``python -m greensched``, so ``sys.path[0]`` is the current
@@ -269,7 +270,7 @@ def _is_zip(path: str) -> bool:
     return zipfile.is_zipfile(path)
 
 
-def _exec_as_main(source: Union[str, bytes], filename: str, file: Optional[str] = None,
+def _exec_as_main(source: str | bytes, filename: str, file: str | None = None,
                   loader: Any = importlib.machinery.BuiltinImporter) -> None:
     """Run ``source`` as ``python`` runs a script (``file``) or ``-c`` code: no spec."""
     module = types.ModuleType("__main__")

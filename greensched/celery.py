@@ -43,7 +43,7 @@ import sys
 import warnings
 from collections import deque
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from . import patch_all
 
@@ -167,7 +167,7 @@ def _register_drainer() -> None:
     """Result waits (``AsyncResult.get``) drain on one green thread, as under gevent."""
     from celery.backends import asynchronous
 
-    class GreenDrainer(asynchronous.greenletDrainer):  # type: ignore[misc,name-defined]
+    class GreenDrainer(asynchronous.greenletDrainer):  # type: ignore[misc]  # celery: no type hints
         def spawn(self, func: Callable[[], Any]) -> GreenThread:
             thread = GreenThread(target=func, name="celery-result-drainer", daemon=True)
             thread.start()
@@ -211,10 +211,10 @@ class _Job:
                  "timeout_callback", "soft", "hard", "thread", "started", "ended", "ended_at", "ended_by",
                  "finished", "pool", "__weakref__")
 
-    def __init__(self, pool: "TaskPool", target: Callable[..., Any], args: Any, kwargs: Any,
-                 callback: Optional[Callable[..., Any]], accept_callback: Optional[Callable[..., Any]],
-                 error_callback: Optional[Callable[..., Any]], timeout_callback: Optional[Callable[..., Any]],
-                 soft: Optional[float], hard: Optional[float]) -> None:
+    def __init__(self, pool: TaskPool, target: Callable[..., Any], args: Any, kwargs: Any,
+                 callback: Callable[..., Any] | None, accept_callback: Callable[..., Any] | None,
+                 error_callback: Callable[..., Any] | None, timeout_callback: Callable[..., Any] | None,
+                 soft: float | None, hard: float | None) -> None:
         self.pool = pool
         self.target = target
         self.args = args or ()
@@ -225,7 +225,7 @@ class _Job:
         self.timeout_callback = timeout_callback
         self.soft = soft or None
         self.hard = hard or None
-        self.thread: Optional[GreenThread] = None
+        self.thread: GreenThread | None = None
         #: Its thread has begun `TaskPool._run_job` (before that, ending it needs no kill).
         self.started = False
         #: Ended by us (hard limit, revoke, cold shutdown): its outcome is not reported.
@@ -259,8 +259,8 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         _size_redis_pool(self.app, self.limit)
         #: Global limits from the worker (task_time_limit, task_soft_time_limit, or the
         #: --time-limit/--soft-time-limit options); a task's own limits come per apply.
-        self.timeout: Optional[float] = kwargs.get("timeout")
-        self.soft_timeout: Optional[float] = kwargs.get("soft_timeout")
+        self.timeout: float | None = kwargs.get("timeout")
+        self.soft_timeout: float | None = kwargs.get("soft_timeout")
         self._running: dict[int, _Job] = {}
         #: Jobs given without waiting (``worker_pool_putlocks=False``), started as slots free.
         self._pending: deque[_Job] = deque()
@@ -369,11 +369,11 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
     # -- running tasks ------------------------------------------------------------------
 
     def on_apply(self, target: Callable[..., Any], args: Any = None, kwargs: Any = None,
-                 callback: Optional[Callable[..., Any]] = None,
-                 accept_callback: Optional[Callable[..., Any]] = None,
-                 timeout: Optional[float] = None, soft_timeout: Optional[float] = None,
-                 timeout_callback: Optional[Callable[..., Any]] = None,
-                 error_callback: Optional[Callable[..., Any]] = None,
+                 callback: Callable[..., Any] | None = None,
+                 accept_callback: Callable[..., Any] | None = None,
+                 timeout: float | None = None, soft_timeout: float | None = None,
+                 timeout_callback: Callable[..., Any] | None = None,
+                 error_callback: Callable[..., Any] | None = None,
                  waitforslot: bool = True, **_: Any) -> _Job:
         """Run ``target`` on a green thread once a slot is free: with ``waitforslot`` (putlocks,
         the default) the consumer waits for it; else the job is queued, as the threads pool does."""

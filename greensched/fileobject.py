@@ -59,7 +59,7 @@ import os
 import stat
 import warnings
 import weakref
-from typing import Any, Optional, Union
+from typing import Any
 
 from ._core import _hub as _hub_module
 from ._core._hub import get_hub
@@ -73,7 +73,7 @@ __all__ = [
 _MAX_READ_CHUNK = 1 << 20
 
 #: fd -> the open `PipeIO` that made it non-blocking; see `is_green_pipe`.
-_green_fds: "weakref.WeakValueDictionary[int, PipeIO]" = weakref.WeakValueDictionary()
+_green_fds: weakref.WeakValueDictionary[int, PipeIO] = weakref.WeakValueDictionary()
 
 
 def _restore_blocking(fd: int) -> None:
@@ -182,7 +182,7 @@ class PipeIO(io.RawIOBase):
     def readall(self) -> bytes:
         """Read until end of file (the writer closed its end), parking while the pipe is empty."""
         self._check_readable()
-        chunks = []
+        chunks: list[bytes] = []
         size = io.DEFAULT_BUFFER_SIZE
         while True:
             try:
@@ -316,11 +316,11 @@ class _ClosesWhileParked:
     def close(self) -> None:
         raw: Any = self
         while raw is not None and not hasattr(raw, "parked"):
-            raw = getattr(raw, "buffer") if hasattr(raw, "buffer") else getattr(raw, "raw", None)
+            raw = raw.buffer if hasattr(raw, "buffer") else getattr(raw, "raw", None)
         if raw is not None and raw.parked and not raw.closed:
             raw.close()
             return
-        super().close()  # type: ignore[misc]
+        super().close()  # type: ignore[misc]  # a mixin: super() is the io class
 
 
 class BufferedPipeReader(_ClosesWhileParked, io.BufferedReader):
@@ -335,16 +335,16 @@ class TextPipeWrapper(_ClosesWhileParked, io.TextIOWrapper):
     """`io.TextIOWrapper` over a green pipe; ``close`` also works while a thread is parked in it."""
 
 
-GreenPipeFile = Union[PipeIO, BufferedPipeReader, BufferedPipeWriter, TextPipeWrapper]
+GreenPipeFile = PipeIO | BufferedPipeReader | BufferedPipeWriter | TextPipeWrapper
 
 
 def open_pipe(
     fd: int,
     mode: str = "rb",
     buffering: int = -1,
-    encoding: Optional[str] = None,
-    errors: Optional[str] = None,
-    newline: Optional[str] = None,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
     closefd: bool = True,
     *,
     line_buffering: bool = False,
@@ -383,7 +383,7 @@ def open_pipe(
         raise
 
 
-def wrap_buffered(raw: PipeIO, buffering: int = -1) -> Union[PipeIO, BufferedPipeReader, BufferedPipeWriter]:
+def wrap_buffered(raw: PipeIO, buffering: int = -1) -> PipeIO | BufferedPipeReader | BufferedPipeWriter:
     """``raw`` itself for ``buffering == 0``, else a buffered reader or writer over it.
 
     A negative ``buffering`` picks the size `open` would: the pipe's ``st_blksize``,
@@ -412,7 +412,7 @@ def is_green_pipe(fd: int) -> bool:
         return False
 
 
-def reopen_blocking(fd: int) -> Optional[int]:
+def reopen_blocking(fd: int) -> int | None:
     """A new, blocking, open file description of the pipe ``fd`` is an end of, or None.
 
     Opening ``/proc/self/fd/N`` opens the pipe itself again (Linux), with flags of

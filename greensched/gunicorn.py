@@ -99,11 +99,10 @@ import os
 import time
 import warnings
 from types import FrameType, TracebackType
-from typing import Any, Optional
+from typing import Any
 
 try:
-    from gunicorn import sock as _gunicorn_sock
-    from gunicorn import util as _gunicorn_util
+    from gunicorn import sock as _gunicorn_sock, util as _gunicorn_util
     from gunicorn.workers.base_async import AsyncWorker
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -111,8 +110,17 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
         "`pip install 'greensched[gunicorn]'` (or `pip install gunicorn`)"
     ) from _exc
 
-from . import BoundedSemaphore, GreenThread, GreenThreadExit, Timeout, TimeoutExpired
-from . import current_thread, patch_all, sleep, wait_readable
+from . import (
+    BoundedSemaphore,
+    GreenThread,
+    GreenThreadExit,
+    Timeout,
+    TimeoutExpired,
+    current_thread,
+    patch_all,
+    sleep,
+    wait_readable,
+)
 from ._core._preempt import mark_root
 from .net.socket import socket as _green_socket
 
@@ -148,9 +156,9 @@ class GreenWorker(AsyncWorker):  # type: ignore[misc]  # gunicorn has no type hi
         self._alive = True
         super().__init__(*args, **kwargs)
         #: Set by SIGQUIT/SIGINT (0) or SIGABRT (1): exit now with this status.
-        self._exit_status: Optional[int] = None
+        self._exit_status: int | None = None
         self._reopen_logs = False
-        self._slots: Optional[BoundedSemaphore] = None
+        self._slots: BoundedSemaphore | None = None
         self._acceptors: list[GreenThread] = []
         #: Connection threads still running; those waiting for their next request.
         self._connections: set[GreenThread] = set()
@@ -198,7 +206,8 @@ class GreenWorker(AsyncWorker):  # type: ignore[misc]  # gunicorn has no type hi
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_SSL_ONLY_WARNING, category=RuntimeWarning)
             patch_all()
-        self.sockets = [self._green_listener(listener) for listener in self.sockets]
+        # Set by gunicorn's Worker, which has no type hints.
+        self.sockets = [self._green_listener(listener) for listener in self.sockets]  # type: ignore[has-type]
 
     @staticmethod
     def _green_listener(listener: Any) -> _green_socket:
@@ -210,27 +219,27 @@ class GreenWorker(AsyncWorker):  # type: ignore[misc]  # gunicorn has no type hi
 
     # -- signal handlers: set a flag, wake the main green thread, nothing else ---------------
 
-    def handle_exit(self, sig: int, frame: Optional[FrameType]) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM: graceful shutdown (see the module docstring)."""
         self.alive = False
 
-    def handle_quit(self, sig: int, frame: Optional[FrameType]) -> None:
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
         """SIGQUIT, SIGINT: quick shutdown; the main green thread runs ``worker_int``."""
         if self._exit_status is None:
             self._exit_status = 0
         self.alive = False
 
-    def handle_abort(self, sig: int, frame: Optional[FrameType]) -> None:
+    def handle_abort(self, sig: int, frame: FrameType | None) -> None:
         """SIGABRT (the arbiter's timeout): ``worker_abort``, then exit with status 1."""
         self._exit_status = 1
         self.alive = False
 
-    def handle_usr1(self, sig: int, frame: Optional[FrameType]) -> None:
+    def handle_usr1(self, sig: int, frame: FrameType | None) -> None:
         """SIGUSR1: reopen the log files, from the main green thread."""
         self._reopen_logs = True
         self._wake_main()
 
-    def handle_winch(self, sig: int, frame: Optional[FrameType]) -> None:
+    def handle_winch(self, sig: int, frame: FrameType | None) -> None:
         """SIGWINCH: ignored, as gunicorn's workers do (without logging from a handler)."""
 
     # -- the main green thread -----------------------------------------------------------------
@@ -411,7 +420,7 @@ class GreenWorker(AsyncWorker):  # type: ignore[misc]  # gunicorn has no type hi
             raise exc
         super().handle_error(req, client, addr, exc)
 
-    def timeout_ctx(self) -> "_IdleWait":
+    def timeout_ctx(self) -> _IdleWait:
         """How long a keep-alive connection may wait for its next request: ``--keep-alive``."""
         return _IdleWait(self, self.cfg.keepalive)
 
@@ -435,13 +444,13 @@ class _IdleWait:
 
     __slots__ = ("_worker", "_seconds", "_thread", "_timeout")
 
-    def __init__(self, worker: GreenWorker, seconds: Optional[float]) -> None:
+    def __init__(self, worker: GreenWorker, seconds: float | None) -> None:
         self._worker = worker
         self._seconds = seconds if seconds else None
-        self._thread: Optional[GreenThread] = None
-        self._timeout: Optional[Timeout] = None
+        self._thread: GreenThread | None = None
+        self._timeout: Timeout | None = None
 
-    def __enter__(self) -> "_IdleWait":
+    def __enter__(self) -> _IdleWait:
         # Let the others run before reading the next request: a client that always has
         # its next request ready (a benchmark, a busy proxy) would otherwise be served
         # for a whole slice in a row while a hundred others wait (a 1-2 s tail at c=100).
@@ -452,9 +461,9 @@ class _IdleWait:
         self._worker._idle.add(self._thread)
         return self
 
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> bool:
-        self._worker._idle.discard(self._thread)  # type: ignore[arg-type]
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        self._worker._idle.discard(self._thread)
         timeout = self._timeout
         assert timeout is not None
         timeout.__exit__(exc_type, exc, tb)

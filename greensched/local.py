@@ -27,7 +27,7 @@ class local:
 
     __slots__ = ("_local__args", "_local__dicts", "__weakref__")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "local":
+    def __new__(cls, *args: Any, **kwargs: Any) -> local:
         if (args or kwargs) and cls.__init__ is object.__init__:
             raise TypeError("Initialization arguments are not supported")
         self = object.__new__(cls)
@@ -44,7 +44,7 @@ class local:
             args, kwargs = object.__getattribute__(self, "_local__args")
             if type(self).__init__ is not object.__init__:
                 type(self).__init__(self, *args, **kwargs)
-        return found  # type: ignore[no-any-return]
+        return found  # type: ignore[no-any-return]  # an attribute looked up by name is Any
 
     def __getattribute__(self, name: str) -> Any:
         if name in ("__dict__",):

@@ -98,7 +98,7 @@ def format_stacks() -> str:
     return _introspect.format_stacks(get_hub())
 
 
-def dump_stacks(file: Optional[TextIO] = None) -> None:
+def dump_stacks(file: TextIO | None = None) -> None:
     """Print every green thread's name, ident, state, what it waits on and its stack.
 
     To ``file``, default ``sys.stderr`` (written straight to its fd, so a dump that
@@ -111,7 +111,7 @@ def dump_stacks(file: Optional[TextIO] = None) -> None:
 # -- the dump signal -----------------------------------------------------------------------
 
 
-def set_dump_signal(sig: Any, file: Optional[TextIO] = None) -> None:
+def set_dump_signal(sig: Any, file: TextIO | None = None) -> None:
     """Print `dump_stacks` to ``file`` whenever the process receives ``sig``; None: stop.
 
     ``sig`` is a name (``"SIGUSR1"``, ``"USR1"``), a number or a `signal.Signals`.
@@ -128,12 +128,12 @@ def set_dump_signal(sig: Any, file: Optional[TextIO] = None) -> None:
     _set_dump_signal(sig, file, "set_dump_signal()")
 
 
-def set_dump_signal_from(sig: Any, what: str, file: Optional[TextIO] = None) -> None:
+def set_dump_signal_from(sig: Any, what: str, file: TextIO | None = None) -> None:
     """`set_dump_signal` for a setting named ``what`` (an env var, a flag): errors name it."""
     _set_dump_signal(sig, file, what)
 
 
-def _set_dump_signal(sig: Any, file: Optional[TextIO], what: str) -> None:
+def _set_dump_signal(sig: Any, file: TextIO | None, what: str) -> None:
     if sig is None:
         _preempt.set_dump_signal(None)
         return
@@ -161,7 +161,7 @@ class BlockingDetector:
     thread exists: a program with a single thread has nobody to block.
     """
 
-    def __init__(self, hub: Hub, threshold: float, file: Optional[TextIO] = None) -> None:
+    def __init__(self, hub: Hub, threshold: float, file: TextIO | None = None) -> None:
         self.hub = hub
         self.threshold = threshold
         self.interval = max(threshold / 2.0, 0.001)
@@ -172,9 +172,9 @@ class BlockingDetector:
         self._stop.acquire()  # held while running: `stop` releases it
         self._stopped = False
         self._seen: tuple[int, Any] = (-1, None)  # (switches, thread) at the previous look
-        self._incident: Optional[tuple[int, Any, float]] = None  # reported: (switches, thread, since)
+        self._incident: tuple[int, Any, float] | None = None  # reported: (switches, thread, since)
 
-    def start(self) -> "BlockingDetector":
+    def start(self) -> BlockingDetector:
         _start_new_thread(self._watch, ())
         return self
 
@@ -285,13 +285,14 @@ def _stuck_call(caller: traceback.StackSummary) -> str:
         return ""
     entry = caller[-1]
     code = f": {entry.line.strip()}" if entry.line else ""
-    return f"The call that has not returned was made at {entry.filename}:{entry.lineno}, in {entry.name}(){code}\n"
+    return (f"The call that has not returned was made at {entry.filename}:{entry.lineno},"
+            f" in {entry.name}(){code}\n")
 
 
-_detector: Optional[BlockingDetector] = None
+_detector: BlockingDetector | None = None
 
 
-def start_blocking_detector(threshold: float = 0.1, file: Optional[TextIO] = None) -> BlockingDetector:
+def start_blocking_detector(threshold: float = 0.1, file: TextIO | None = None) -> BlockingDetector:
     """Report any green thread of this OS thread that holds the CPU over ``threshold`` s.
 
     Off by default. Replaces a detector already running. Reports go to ``file``
@@ -325,7 +326,7 @@ def stop_blocking_detector() -> None:
 # -- configuration from the environment --------------------------------------------------------
 
 
-def configure_from_env(environ: Optional[dict[str, str]] = None) -> None:
+def configure_from_env(environ: dict[str, str] | None = None) -> None:
     """Apply ``GREENSCHED_DUMP_SIGNAL`` and ``GREENSCHED_BLOCKING_THRESHOLD_MS``, if set.
 
     Called when greensched is imported. A value we cannot understand is a
@@ -340,7 +341,7 @@ def configure_from_env(environ: Optional[dict[str, str]] = None) -> None:
         start_blocking_detector_ms(raw, "GREENSCHED_BLOCKING_THRESHOLD_MS")
 
 
-def start_blocking_detector_ms(value: Any, what: str) -> Optional[BlockingDetector]:
+def start_blocking_detector_ms(value: Any, what: str) -> BlockingDetector | None:
     """`start_blocking_detector` from a number of milliseconds given as a setting; 0 is off."""
     try:
         ms = float(value)

@@ -21,7 +21,7 @@ import heapq
 import types
 from collections import deque
 from queue import Empty, Full
-from typing import Any, Optional
+from typing import Any
 
 from ._core._hub import get_hub
 from ._core._waitqueue import TIMED_OUT, WaitQueue
@@ -29,14 +29,14 @@ from ._core._waitqueue import TIMED_OUT, WaitQueue
 __all__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "Empty", "Full"]
 
 
-def _check_timeout(block: bool, timeout: Optional[float]) -> Optional[float]:
+def _check_timeout(block: bool, timeout: float | None) -> float | None:
     """The stdlib's rule: a negative timeout is an error when blocking."""
     if block and timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
     return timeout
 
 
-def _wait_for_item(getters: WaitQueue, block: bool, timeout: Optional[float]) -> Any:
+def _wait_for_item(getters: WaitQueue, block: bool, timeout: float | None) -> Any:
     """Park an empty queue's getter until a put hands it an item; `Empty` if none comes."""
     if not block or (timeout is not None and timeout <= 0):
         raise Empty
@@ -98,7 +98,7 @@ class Queue:
         """True if ``maxsize`` items are queued (never for an unbounded queue)."""
         return 0 < self.maxsize <= self._qsize() + self._reserved
 
-    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; if the queue is full, wait up to ``timeout`` s, then raise `Full`."""
         _check_timeout(block, timeout)
         if self.maxsize > 0 and self._qsize() + self._reserved >= self.maxsize:
@@ -120,7 +120,7 @@ class Queue:
         """`put` without waiting: raises `Full` at once."""
         self.put(item, block=False)
 
-    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item; if empty, wait up to ``timeout`` s, then raise `Empty`."""
         _check_timeout(block, timeout)
         if self._qsize():
@@ -195,7 +195,7 @@ class SimpleQueue:
         self._queue: deque[Any] = deque()
         self._getters = WaitQueue(get_hub(), "SimpleQueue.get()", self._queue.appendleft)
 
-    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item``; never blocks (the arguments exist for compatibility)."""
         if not self._getters.wake_one(item):
             self._queue.append(item)
@@ -204,7 +204,7 @@ class SimpleQueue:
         """Same as `put`."""
         self.put(item)
 
-    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Remove and return an item; if empty, wait up to ``timeout`` s, then raise `Empty`."""
         _check_timeout(block, timeout)
         if self._queue:

@@ -7,7 +7,8 @@ the other ways of looking inside live in `greensched.monitor`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 from ._core import _preempt
 from ._core._hub import current_thread, get_hub, sleep, spawn
@@ -34,7 +35,7 @@ def no_preempt() -> NoPreempt:
     return _preempt.no_preempt(get_hub().preemptor)
 
 
-def set_preemption(enabled: Optional[bool] = None, slice_ms: Optional[float] = None) -> None:
+def set_preemption(enabled: bool | None = None, slice_ms: float | None = None) -> None:
     """Turn preemption on or off and/or set the time slice, for this process's main hub.
 
     The defaults come from ``GREENSCHED_PREEMPT`` (``0`` turns it off) and
@@ -63,18 +64,18 @@ def get_preemption() -> tuple[bool, float]:
     return preemptor.enabled, preemptor.slice * 1000.0
 
 
-def wait_readable(fd: int, timeout: Optional[float] = None) -> bool:
+def wait_readable(fd: int, timeout: float | None = None) -> bool:
     """Park until ``fd`` is readable (True) or ``timeout`` seconds pass (False)."""
     return get_hub().wait_readable(fd, timeout)
 
 
-def wait_writable(fd: int, timeout: Optional[float] = None) -> bool:
+def wait_writable(fd: int, timeout: float | None = None) -> bool:
     """Park until ``fd`` is writable (True) or ``timeout`` seconds pass (False)."""
     return get_hub().wait_writable(fd, timeout)
 
 
 def wait_fds(readers: Iterable[Any], writers: Iterable[Any] = (),
-             timeout: Optional[float] = None) -> bool:
+             timeout: float | None = None) -> bool:
     """Park until any of ``readers`` is readable or ``writers`` writable (True), or timeout.
 
     Only watches: any number of green threads may watch one fd. It does not say

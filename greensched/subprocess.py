@@ -55,7 +55,7 @@ import io
 import os
 import subprocess as _stdlib_subprocess
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 from . import fileobject
 from ._core._hub import get_hub
@@ -95,7 +95,7 @@ def waitpid(pid: int, options: int, /) -> tuple[int, int]:
             delay = min(delay * 2, 0.05)
 
 
-def _open_pidfd(pid: int) -> Optional[int]:
+def _open_pidfd(pid: int) -> int | None:
     if pid <= 0 or _pidfd_open is None:
         return None
     try:
@@ -104,7 +104,7 @@ def _open_pidfd(pid: int) -> Optional[int]:
         return None  # too old a kernel, or no permission: poll instead
 
 
-class Popen(_StdlibPopen):
+class Popen(_StdlibPopen[Any]):
     """`subprocess.Popen` whose ``stdin``, ``stdout`` and ``stderr`` pipes park green threads.
 
     Same constructor, attributes, methods and errors as the stdlib's; see the module
@@ -128,7 +128,8 @@ class Popen(_StdlibPopen):
 
     def _get_handles(self, stdin: Any, stdout: Any, stderr: Any) -> tuple[Any, ...]:
         """The stdlib's handles, with green (non-blocking) pipes swapped for blocking twins."""
-        handles = list(super()._get_handles(stdin, stdout, stderr))
+        # Popen._get_handles is private: typeshed does not declare it.
+        handles = list(super()._get_handles(stdin, stdout, stderr))  # type: ignore[misc]
         for index in _CHILD_ENDS:
             handles[index] = self._blocking_end(handles[index])
         return tuple(handles)
@@ -137,7 +138,7 @@ class Popen(_StdlibPopen):
         """``fd`` itself, or, for a green pipe, a blocking twin the child may inherit."""
         if not isinstance(fd, int) or fd < 0 or not fileobject.is_green_pipe(fd):
             return fd
-        twins = self.__dict__.setdefault("_green_child_ends", {})
+        twins: dict[int, int] = self.__dict__.setdefault("_green_child_ends", {})
         twin = twins.get(fd)
         if twin is None:
             twin = fileobject.reopen_blocking(fd)

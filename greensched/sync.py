@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import _thread
 import warnings
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 from ._core._errors import DeadlockError
 from ._core._hub import get_hub
@@ -44,7 +45,7 @@ _NON_BLOCKING_TIMEOUT = _stdlib_message(lambda: _thread.allocate_lock().acquire(
 _NEGATIVE_TIMEOUT = _stdlib_message(lambda: _thread.allocate_lock().acquire(True, -2))
 
 
-def _lock_timeout(blocking: bool, timeout: float) -> Optional[float]:
+def _lock_timeout(blocking: bool, timeout: float) -> float | None:
     """Check `threading.Lock.acquire` arguments; return the park timeout (None: forever).
 
     The acquires call it only for arguments other than the defaults ``(True, -1)``,
@@ -65,7 +66,7 @@ def _lock_timeout(blocking: bool, timeout: float) -> Optional[float]:
     return float(timeout)
 
 
-def _wait_queue(reason: str, unclaimed: Optional[Callable[[Any], None]] = None) -> WaitQueue:
+def _wait_queue(reason: str, unclaimed: Callable[[Any], None] | None = None) -> WaitQueue:
     return WaitQueue(get_hub(), reason, unclaimed)
 
 
@@ -76,7 +77,7 @@ class Lock:
 
     def __init__(self) -> None:
         self._locked = False
-        self._waiters: Optional[WaitQueue] = None
+        self._waiters: WaitQueue | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the lock; with ``blocking`` wait up to ``timeout`` s (-1: forever)."""
@@ -126,7 +127,7 @@ class RLock:
     def __init__(self) -> None:
         self._owner: Any = None
         self._count = 0
-        self._waiters: Optional[WaitQueue] = None
+        self._waiters: WaitQueue | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the lock, or count one more level if the caller already owns it."""
@@ -207,16 +208,16 @@ class RLock:
 class Condition:
     """A green `threading.Condition` over a green `Lock` or `RLock` (an RLock by default)."""
 
-    def __init__(self, lock: Optional[Any] = None) -> None:
+    def __init__(self, lock: Any | None = None) -> None:
         if lock is None:
             lock = RLock()
         self._lock = lock
         self.acquire = lock.acquire
         self.release = lock.release
-        self._waiters: Optional[WaitQueue] = None
+        self._waiters: WaitQueue | None = None
 
     def __enter__(self) -> bool:
-        return self._lock.__enter__()  # type: ignore[no-any-return]
+        return self._lock.__enter__()
 
     def __exit__(self, *exc_info: Any) -> None:
         self._lock.__exit__(*exc_info)
@@ -247,7 +248,7 @@ class Condition:
         else:
             self._lock.acquire()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, park until notified or ``timeout``, re-acquire; False on timeout."""
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
@@ -270,7 +271,7 @@ class Condition:
         ``_acquire_restore``, this is not interruptible: an exception raised while we
         wait for the lock is re-raised once we hold it again.
         """
-        pending: Optional[BaseException] = None
+        pending: BaseException | None = None
         while True:
             try:
                 self._acquire_restore(state)
@@ -283,7 +284,7 @@ class Condition:
         if pending is not None:
             raise pending
 
-    def wait_for(self, predicate: Callable[[], T], timeout: Optional[float] = None) -> T:
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Wait until ``predicate()`` is true or ``timeout``; returns the last predicate value."""
         endtime = None
         waittime = timeout
@@ -327,7 +328,7 @@ class Event:
 
     def __init__(self) -> None:
         self._flag = False
-        self._waiters: Optional[WaitQueue] = None
+        self._waiters: WaitQueue | None = None
 
     def is_set(self) -> bool:
         """True once `set` was called (and `clear` was not called since)."""
@@ -353,7 +354,7 @@ class Event:
         """Reset the flag; later `wait` calls park again."""
         self._flag = False
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Park until the flag is set or ``timeout`` passes; returns the flag."""
         if self._flag:
             return True
@@ -380,9 +381,9 @@ class Semaphore:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._value = value
-        self._waiters: Optional[WaitQueue] = None
+        self._waiters: WaitQueue | None = None
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take one unit, waiting up to ``timeout`` seconds if none is free."""
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")

@@ -31,7 +31,8 @@ from __future__ import annotations
 import _queue
 import _thread
 import os
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._core._hub import Hub, get_hub
 
@@ -47,7 +48,7 @@ _allocate_lock = _thread.allocate_lock
 class ThreadPool:
     """A lazily grown set of daemon OS threads running submitted jobs in FIFO order."""
 
-    def __init__(self, max_workers: Optional[int] = None) -> None:
+    def __init__(self, max_workers: int | None = None) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
         if max_workers < 1:
@@ -79,7 +80,7 @@ class ThreadPool:
                 self._idle += 1
 
 
-_pool: Optional[ThreadPool] = None
+_pool: ThreadPool | None = None
 _pool_lock = _allocate_lock()
 
 
@@ -107,7 +108,7 @@ class _Result:
 
     def __init__(self) -> None:
         self.value: Any = None
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
 
 
 def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -139,7 +140,7 @@ def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     hub.park(f"to_thread({getattr(fn, '__qualname__', fn)!r})")
     if result.error is not None:
         raise result.error
-    return result.value  # type: ignore[no-any-return]
+    return result.value  # type: ignore[no-any-return]  # the worker's result is Any
 
 
 def _finished(arg: tuple[Hub, Any, int]) -> None:

@@ -16,7 +16,7 @@ untouched. ``Timeout(None)`` never fires, which lets callers pass an optional li
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any
 
 from ._core._hub import get_hub
 from ._core._thread import GreenThread
@@ -28,7 +28,7 @@ __all__ = ["Timeout", "TimeoutExpired"]
 class TimeoutExpired(TimeoutError):
     """Raised by a `Timeout` that fired; ``.timeout`` is that `Timeout`."""
 
-    def __init__(self, timeout: "Timeout") -> None:
+    def __init__(self, timeout: Timeout) -> None:
         super().__init__(f"timed out after {timeout.seconds} s")
         self.timeout = timeout
 
@@ -36,7 +36,7 @@ class TimeoutExpired(TimeoutError):
 class Timeout:
     """Context manager that raises `TimeoutExpired` once ``seconds`` have passed."""
 
-    def __init__(self, seconds: Optional[float]) -> None:
+    def __init__(self, seconds: float | None) -> None:
         if seconds is not None:
             try:
                 seconds = float(seconds)
@@ -47,11 +47,11 @@ class Timeout:
         self.seconds = seconds
         #: True once the timeout has fired.
         self.expired = False
-        self._thread: Optional[GreenThread] = None
-        self._handle: Optional[TimerHandle] = None
-        self._exc: Optional[TimeoutExpired] = None
+        self._thread: GreenThread | None = None
+        self._handle: TimerHandle | None = None
+        self._exc: TimeoutExpired | None = None
 
-    def __enter__(self) -> "Timeout":
+    def __enter__(self) -> Timeout:
         if self._thread is not None:
             raise RuntimeError("a Timeout cannot be entered twice; create a new one")
         hub = get_hub()
@@ -71,9 +71,9 @@ class Timeout:
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._handle is not None:
             get_hub().cancel_timer(self._handle)

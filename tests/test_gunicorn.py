@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -145,7 +145,7 @@ def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 def _concurrently(server: Server, paths: list[str]) -> tuple[list[tuple[int, str, float]], float]:
     """GET every path at once, one OS thread each; (results in order, wall seconds)."""
-    results: list[Optional[tuple[int, str, float]]] = [None] * len(paths)
+    results: list[tuple[int, str, float] | None] = [None] * len(paths)
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(paths) + 1)
 
@@ -324,7 +324,8 @@ def test_max_requests_restarts_the_worker(start_gunicorn: Callable[..., Server])
     assert not _wait_gone({old_pid}, 5.0), "the retired worker did not exit"
 
 
-def test_heartbeat_survives_a_handler_spinning_past_the_timeout(start_gunicorn: Callable[..., Server]) -> None:
+def test_heartbeat_survives_a_handler_spinning_past_the_timeout(start_gunicorn: Callable[...,
+                                                                                         Server]) -> None:
     """--timeout 2 and a 4 s CPU-bound handler: preemption keeps the heartbeat going."""
     server = start_gunicorn("-w", "1", "--timeout", "2")
     _, before, _ = server.get("/pid")

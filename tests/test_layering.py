@@ -48,12 +48,14 @@ def modules() -> dict[str, set[str]]:
 def test_core_imports_nothing_from_outside_core() -> None:
     for name, imported in modules().items():
         if name.startswith("greensched._core"):
-            outside = {m for m in imported if m.startswith("greensched") and not m.startswith("greensched._core")}
+            outside = {m for m in imported if m.startswith("greensched")
+                       and not m.startswith("greensched._core")}
             assert not outside, f"{name} imports {outside}"
 
 
 def test_only_thread_and_hub_import_greenlet() -> None:
-    users = {name for name, imported in modules().items() if any(m.split(".")[0] == "greenlet" for m in imported)}
+    users = {name for name, imported in modules().items()
+             if any(m.split(".")[0] == "greenlet" for m in imported)}
     assert users == {"greensched._core._thread", "greensched._core._hub"}
 
 

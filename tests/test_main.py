@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -44,7 +44,7 @@ def env(*path: Path) -> dict[str, str]:
     return e
 
 
-def run(args: list[str], cwd: Path, stdin: Optional[str] = None,
+def run(args: list[str], cwd: Path, stdin: str | None = None,
         flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     # Under -P, sys.path starts with PYTHONPATH: the folder above finds -m probe.
     extra = (cwd.parent,) if "-P" in flags else ()
@@ -52,8 +52,9 @@ def run(args: list[str], cwd: Path, stdin: Optional[str] = None,
                           capture_output=True, text=True, timeout=60)
 
 
-def both(args: list[str], cwd: Path, stdin: Optional[str] = None,
-         flags: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+def both(args: list[str], cwd: Path, stdin: str | None = None,
+         flags: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str],
+                                               subprocess.CompletedProcess[str]]:
     """(``python [flags] args``, ``python [flags] -m greensched args``)."""
     return (run(args, cwd, stdin, flags), run(["-m", "greensched", *args], cwd, stdin, flags))
 
@@ -65,7 +66,7 @@ def probe(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return result
 
 
-def same_start(args: list[str], cwd: Path, stdin: Optional[str] = None,
+def same_start(args: list[str], cwd: Path, stdin: str | None = None,
                flags: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run ``args`` both ways; assert the program saw the same; return what greensched's saw."""
     plain, green = both(args, cwd, stdin, flags)

@@ -59,7 +59,8 @@ def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     own_pip = tuple(int(p) for p in pip.__version__.split(".")[:2]) < (22, 3)
     venv.create(env_dir, with_pip=own_pip)
     python = env_dir / "bin" / "python"
-    installer = [str(python), "-m", "pip"] if own_pip else [sys.executable, "-m", "pip", "--python", str(python)]
+    installer = [str(python), "-m", "pip"] if own_pip else [sys.executable, "-m", "pip", "--python",
+                                                            str(python)]
     check([*installer, "install", "-q", "--disable-pip-version-check", str(wheel)], cwd=env_dir)
     return python
 

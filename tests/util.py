@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Optional
 
 import greensched
 from greensched import GreenThread
@@ -17,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run_python(
-    code: str, env: Optional[dict[str, str]] = None, timeout: float = 60.0
+    code: str, env: dict[str, str] | None = None, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a new interpreter with the repo importable; capture its output."""
     full_env = dict(os.environ)

@@ -39,8 +39,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["DEFAULT_MODULES", "load_exclusions", "run", "main"]
 

@@ -7,7 +7,17 @@ its runtime has patched the stdlib.
 
 from __future__ import annotations
 
-from . import echo_load, fairness, http_fanout, parked_memory, pingpong, postgres, sleep0, spawn_join, tcp_echo
+from . import (
+    echo_load,
+    fairness,
+    http_fanout,
+    parked_memory,
+    pingpong,
+    postgres,
+    sleep0,
+    spawn_join,
+    tcp_echo,
+)
 from ._spec import Context, Figures, Metric, Target, Workload
 
 __all__ = ["ALL", "Context", "Figures", "Metric", "Target", "Workload", "get"]

@@ -12,8 +12,9 @@ better than gevent; where lower is better (memory, lateness), below 1 is better.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Callable, Coroutine, Literal, Optional
+from typing import Any, Literal
 
 #: A workload's size parameters (iterations, thread counts...), passed as keywords.
 Params = dict[str, Any]
@@ -32,7 +33,7 @@ class Context:
 
     runtime: str
     original_sleep: Callable[[float], None]
-    nginx_url: Optional[str] = None
+    nginx_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Target:
             return f"{sign}{self.value:g}× gevent"
         return f"{sign}{self.value:g} {unit}"
 
-    def met(self, figure: float, gevent_figure: Optional[float]) -> Optional[bool]:
+    def met(self, figure: float, gevent_figure: float | None) -> bool | None:
         """True/False, or None when it cannot be judged (no gevent figure for a ratio)."""
         if self.kind == "ratio":
             if gevent_figure is None or gevent_figure == 0:
@@ -73,7 +74,7 @@ class Metric:
     label: str  # shown in the table
     unit: str  # e.g. "threads/s", "KiB", "ms"
     higher_is_better: bool
-    target: Optional[Target] = None
+    target: Target | None = None
     #: The primary metric of its workload: it gets the workload's name in the table.
     primary: bool = False
 
@@ -95,7 +96,7 @@ class Workload:
     title: str
     metrics: tuple[Metric, ...]
     run_threaded: ThreadedFn
-    run_async: Optional[AsyncFn]
+    run_async: AsyncFn | None
     full: Params = field(default_factory=dict)
     quick: Params = field(default_factory=dict)
     needs_nginx: bool = False

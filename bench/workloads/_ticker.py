@@ -73,4 +73,4 @@ def longest_gap(ticks: Ticks, start: float, end: float) -> float:
     inside = [w for w in wakes if start < w < end]
     after = [w for w in wakes if w >= end]
     points = [before[-1] if before else start, *inside, after[0] if after else end]
-    return max(b - a for a, b in zip(points, points[1:]))
+    return max(b - a for a, b in zip(points, points[1:], strict=False))

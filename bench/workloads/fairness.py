@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable
+from typing import Any
 
 from ._spec import Context, Figures, Metric, Target, Workload
 from ._ticker import Ticks, aticker, lateness_during, longest_gap, percentile, ticker, wakeups_during

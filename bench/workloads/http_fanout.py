@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import threading
 import urllib.request
+from collections.abc import Callable
 from http.client import HTTPConnection
 from time import perf_counter
-from typing import Callable
 from urllib.parse import urlsplit
 
 from ._spec import Context, Figures, Metric, Target, Workload

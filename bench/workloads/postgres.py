@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._spec import Context, Figures, Metric, Target, Workload

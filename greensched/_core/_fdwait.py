@@ -17,7 +17,8 @@ ready; a timeout, a kill or a `Timeout` leaves nothing registered.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from ._waitqueue import TIMED_OUT
@@ -35,12 +36,12 @@ class FdWaits:
 
     if TYPE_CHECKING:
         def current_thread_for_park(self) -> GreenThread: ...
-        def park(self, reason: str, timeout: Optional[float] = None,
-                 thread: Optional[GreenThread] = None) -> Any: ...
+        def park(self, reason: str, timeout: float | None = None,
+                 thread: GreenThread | None = None) -> Any: ...
         def unpark(self, thread: GreenThread, seq: int, value: Any = True,
-                   now: Optional[float] = None) -> bool: ...
+                   now: float | None = None) -> bool: ...
 
-    def wait_readable(self, fd: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
+    def wait_readable(self, fd: int, timeout: float | None = None, owner: Any = None) -> bool:
         """Park until ``fd`` is readable (True) or ``timeout`` passes (False).
 
         ``owner``: the (weakly referenceable) object holding ``fd``, whose
@@ -50,11 +51,11 @@ class FdWaits:
         """
         return self.wait_fd(fd, EVENT_READ, timeout, owner)
 
-    def wait_writable(self, fd: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
+    def wait_writable(self, fd: int, timeout: float | None = None, owner: Any = None) -> bool:
         """Park until ``fd`` is writable (True) or ``timeout`` passes (False); see `wait_readable`."""
         return self.wait_fd(fd, EVENT_WRITE, timeout, owner)
 
-    def wait_fd(self, fd: int, event: int, timeout: Optional[float] = None, owner: Any = None) -> bool:
+    def wait_fd(self, fd: int, event: int, timeout: float | None = None, owner: Any = None) -> bool:
         """`wait_readable` (``event`` EVENT_READ) or `wait_writable` (EVENT_WRITE), for
         callers that choose the event at run time (the green socket: one call fewer)."""
         thread = self.current_thread_for_park()
@@ -72,7 +73,7 @@ class FdWaits:
         return value is not TIMED_OUT
 
     def wait_fds(self, readers: Iterable[Any], writers: Iterable[Any],
-                 timeout: Optional[float] = None) -> bool:
+                 timeout: float | None = None) -> bool:
         """Park until any fd of ``readers`` is readable or any of ``writers`` writable.
 
         Returns True when one is ready (an error or hang-up counts as ready), False

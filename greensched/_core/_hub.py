@@ -38,8 +38,9 @@ import _thread
 import atexit
 import os
 from collections import deque
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
@@ -47,7 +48,7 @@ from . import _introspect, _preempt
 from ._errors import DeadlockError, GreenThreadExit, HubError
 from ._fdwait import FdWaits
 from ._netpoll import Netpoller
-from ._thread import _NOTHING, DONE, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
+from ._thread import _NOTHING, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
 from ._timers import TimerHandle, TimerHeap
 from ._waitqueue import TIMED_OUT, WaitQueue
 
@@ -66,10 +67,10 @@ _os_thread_ident = _thread.get_ident
 _local = _thread._local()
 
 
-def get_hub() -> "Hub":
+def get_hub() -> Hub:
     """This OS thread's hub, created on first use."""
     try:
-        return _local.hub  # type: ignore[no-any-return]
+        return _local.hub  # type: ignore[no-any-return]  # a threading.local attribute is Any
     except AttributeError:
         hub = _local.hub = Hub()
         _local.closer = _ClosedWithThread(hub)
@@ -85,7 +86,7 @@ class _ClosedWithThread:
 
     __slots__ = ("hub",)
 
-    def __init__(self, hub: "Hub") -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
     def __del__(self) -> None:
@@ -165,10 +166,10 @@ class Hub(FdWaits):
         main._state = RUNNING
         self.main = main
         #: The green thread running now; None while the hub itself runs.
-        self.current: Optional[GreenThread] = main
+        self.current: GreenThread | None = main
         self._threads[main._ident] = main
         #: Preemption works only where Python runs signal handlers: the main OS thread.
-        self.preemptor: Optional[_preempt.Preemptor] = _preempt.Preemptor(self) if is_main else None
+        self.preemptor: _preempt.Preemptor | None = _preempt.Preemptor(self) if is_main else None
         if is_main:
             atexit.register(self._at_exit)
         self._fork_orphans: list[Any] = []
@@ -208,12 +209,12 @@ class Hub(FdWaits):
             thread = None  # an idle carrier must not keep its last thread (and its locals) alive
             thread = self._carrier_idle()
 
-    def _carrier_idle(self) -> Optional[GreenThread]:
+    def _carrier_idle(self) -> GreenThread | None:
         """A carrier whose thread finished waits in the pool for the next new thread."""
         if len(self._carriers) >= _MAX_IDLE_CARRIERS:
             return None  # returning ends the greenlet, which switches to the hub
         self._carriers.append(getcurrent())
-        return self._glet.switch()  # type: ignore[no-any-return]
+        return self._glet.switch()  # type: ignore[no-any-return]  # switch() gives Any
 
     def report_exception(self, thread: GreenThread, exc: BaseException) -> None:
         """An exception escaped a green thread: report it once; Ctrl-C goes to main."""
@@ -239,8 +240,8 @@ class Hub(FdWaits):
             )
         return thread
 
-    def park(self, reason: str, timeout: Optional[float] = None,
-             thread: Optional[GreenThread] = None) -> Any:
+    def park(self, reason: str, timeout: float | None = None,
+             thread: GreenThread | None = None) -> Any:
         """Suspend the current thread until `unpark` (returns its value) or timeout.
 
         Returns `TIMED_OUT` when ``timeout`` seconds pass first; ``timeout <= 0``
@@ -292,7 +293,7 @@ class Hub(FdWaits):
         self.unpark(arg[0], arg[1], TIMED_OUT)
 
     def unpark(self, thread: GreenThread, seq: int, value: Any = True,
-               now: Optional[float] = None) -> bool:
+               now: float | None = None) -> bool:
         """Make ``thread`` ready if it is still in park number ``seq``; hand it ``value``.
 
         ``now``: the time, if the caller just read it (the loop, for a poll's batch).
@@ -513,7 +514,7 @@ class Hub(FdWaits):
                 # 4. Poll: don't wait if work is ready; else until the next timer.
                 netpoll = self._netpoll  # read now: a fork in step 1 replaced it in the child
                 if ready or yielded:
-                    timeout: Optional[float] = 0.0
+                    timeout: float | None = 0.0
                 else:
                     deadline = timers.next_deadline()
                     if deadline is not None:

@@ -27,7 +27,7 @@ import os
 import sys
 import traceback
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from ._thread import NEW, PARKED, GreenThread
 
@@ -69,7 +69,7 @@ def new_wait_window() -> list[float]:
 # -- stacks ----------------------------------------------------------------------------------
 
 
-def thread_frame(thread: GreenThread) -> Optional[FrameType]:
+def thread_frame(thread: GreenThread) -> FrameType | None:
     """The innermost Python frame of ``thread``, or None (not started, or finished)."""
     glet = thread._glet
     if glet is None:
@@ -95,7 +95,7 @@ def _is_greensched(frame: FrameType) -> bool:
     return name == "greensched" or name.startswith("greensched.")
 
 
-def thread_stack(frame: Optional[FrameType], limit: Optional[int] = None,
+def thread_stack(frame: FrameType | None, limit: int | None = None,
                  user_only: bool = False, keep_public: bool = False) -> traceback.StackSummary:
     """The stack ending at ``frame``, outermost first, without greensched's end frames.
 
@@ -154,7 +154,7 @@ def _describe(thread: GreenThread) -> str:
     return f"green thread {display_name(thread)!r} (ident {thread._ident}, {thread._state}{daemon}{waits})"
 
 
-def format_thread(thread: GreenThread, limit: Optional[int] = None, user_only: bool = False) -> str:
+def format_thread(thread: GreenThread, limit: int | None = None, user_only: bool = False) -> str:
     """A thread's `_describe` line and its stack (innermost last), indented."""
     head = _describe(thread)
     if thread._state is NEW or thread._glet is None:
@@ -166,7 +166,7 @@ def format_thread(thread: GreenThread, limit: Optional[int] = None, user_only: b
     return f"{head}\n{body}"
 
 
-def format_stacks(hub: "Hub") -> str:
+def format_stacks(hub: Hub) -> str:
     """Every green thread of ``hub``: who it is, what it waits on, its stack."""
     threads = list(hub._threads.values())  # one snapshot: the dict may change under us
     current = hub.current
@@ -178,7 +178,7 @@ def format_stacks(hub: "Hub") -> str:
     return "".join(lines)
 
 
-def deadlock_message(hub: "Hub") -> str:
+def deadlock_message(hub: Hub) -> str:
     """What `DeadlockError` says: each parked thread, what it waits on, where (bounded)."""
     threads = list(hub._threads.values())
     lines = ["every green thread is parked and nothing can wake one:"]
@@ -202,10 +202,10 @@ PARK_CATEGORIES = ("sleep", "fd", "lock", "condition", "event", "queue", "join",
 
 _QUEUE_SUFFIXES = (".get()", ".put()", ".join()")
 #: park_category's answers by reason (most reasons are one string per wait queue).
-_categories: dict[Optional[str], str] = {}
+_categories: dict[str | None, str] = {}
 
 
-def park_category(reason: Optional[str]) -> str:
+def park_category(reason: str | None) -> str:
     """The kind of wait behind a park reason (the strings `Hub.park` is given).
 
     Derived when asked, from the reason string, so parking itself pays nothing.
@@ -237,7 +237,7 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(rank, len(ordered) - 1)]
 
 
-def scheduler_stats(hub: "Hub") -> dict[str, Any]:
+def scheduler_stats(hub: Hub) -> dict[str, Any]:
     """The counters behind `greensched.stats()`; see its docstring for each key."""
     threads = list(hub._threads.values())
     parked_by = dict.fromkeys(PARK_CATEGORIES, 0)

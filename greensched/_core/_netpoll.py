@@ -60,7 +60,8 @@ import errno
 import os
 import selectors
 import weakref
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Netpoller", "EVENT_READ", "EVENT_WRITE"]
 
@@ -80,8 +81,8 @@ class _FdWaiters:
         self.writer: Any = None
         #: Watcher tokens per event, in arrival order (a dict used as an ordered set);
         #: None until the first watcher comes, so exclusive waits allocate nothing more.
-        self.read_watchers: Optional[dict[Any, None]] = None
-        self.write_watchers: Optional[dict[Any, None]] = None
+        self.read_watchers: dict[Any, None] | None = None
+        self.write_watchers: dict[Any, None] | None = None
         #: How many of the above wait (a watcher of both events counts twice): nonzero
         #: exactly when `mask()` is. Kept so that a wait need not compute the mask to
         #: tell whether it is the fd's first or last.
@@ -91,7 +92,7 @@ class _FdWaiters:
         self.registered = 0
         #: A weak reference to the object that vouches for the fd (calls `close_fd`
         #: before closing it), or None: then nothing is kept between waits.
-        self.owner: Optional[weakref.ref[Any]] = None if owner is None else weakref.ref(owner)
+        self.owner: weakref.ref[Any] | None = None if owner is None else weakref.ref(owner)
 
     def mask(self) -> int:
         return (EVENT_READ if self.reader is not None or self.read_watchers else 0) | (
@@ -110,7 +111,7 @@ class _FdWaiters:
         if owner is None:
             return True
         try:
-            return owner.fileno() != fd  # type: ignore[no-any-return]
+            return owner.fileno() != fd  # type: ignore[no-any-return]  # the owner is Any
         except (OSError, ValueError, AttributeError):
             return True  # closed, or no fileno() to tell: assume the worst
 
@@ -379,7 +380,7 @@ class Netpoller:
 
     # -- polling -----------------------------------------------------------------------------
 
-    def poll(self, timeout: Optional[float]) -> list[Any]:
+    def poll(self, timeout: float | None) -> list[Any]:
         """Wait up to ``timeout`` seconds (None: forever) for readiness; return ready tokens.
 
         Each token is returned once; its registration is left in place for the hub to
@@ -389,7 +390,7 @@ class Netpoller:
         more narrows the fd's registration to what is still waited for.
         """
         ready, self._orphans = self._orphans, []
-        seen: Optional[set[Any]] = None  # watcher tokens already returned
+        seen: set[Any] | None = None  # watcher tokens already returned
         for key, events in self._selector.select(0 if ready else timeout):
             waiters = key.data
             if waiters is None:

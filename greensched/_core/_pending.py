@@ -10,12 +10,13 @@ is never held across a greenlet switch.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["make_pending_retrip"]
 
 
-def make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
+def make_pending_retrip() -> tuple[Callable[[Any, int], int] | None, Any]:
     """``(add, trip)`` so that ``add(trip, signum)`` re-trips ``signum`` at the next check.
 
     Uses two stable C-API functions through ctypes: ``Py_AddPendingCall`` and
@@ -34,7 +35,8 @@ def make_pending_retrip() -> tuple[Optional[Callable[[Any, int], int]], Any]:
         add = api.Py_AddPendingCall
         add.argtypes = [pending, ctypes.c_void_p]
         add.restype = ctypes.c_int
-        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)
+        # .value is None only for a NULL pointer; a function exported by libpython is never NULL.
+        trip = pending(ctypes.cast(api.PyErr_SetInterruptEx, ctypes.c_void_p).value)  # type: ignore[arg-type]
     except (ImportError, AttributeError, ValueError):
         return None, None
     return add, trip

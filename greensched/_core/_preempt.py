@@ -125,14 +125,23 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 from ._pending import make_pending_retrip
-from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
 from ._safepoints import (
-    CLEAN, IMPORT, RUNTIME, SAFE_CALL, UNSAFE, atomic_reason, classify, exception_escapes, mark_root,
+    CLEAN,
+    IMPORT,
+    RUNTIME,
+    SAFE_CALL,
+    UNSAFE,
+    atomic_reason,
+    classify,
+    exception_escapes,
+    mark_root,
 )
+from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
 
 if TYPE_CHECKING:
     from ._hub import Hub
@@ -149,7 +158,7 @@ _MAX_RETRIES = 64
 #: A held-back exception is raised anyway if no better place comes within this time.
 _HOLD_BACK_MAX_S = 1.0
 
-_SWITCH_SIGNAL: Optional[int] = getattr(signal, "SIGRTMAX", None)
+_SWITCH_SIGNAL: int | None = getattr(signal, "SIGRTMAX", None)
 _SWITCH = "switch"
 _RETRY = "retry"
 
@@ -182,7 +191,7 @@ _add_pending, _TRIP = make_pending_retrip()
 class Preemptor:
     """Arms the slice timer for one hub (the main OS thread's) and runs its handlers."""
 
-    def __init__(self, hub: "Hub") -> None:
+    def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self.enabled, slice_ms = read_env_config()
         self._set_slice(slice_ms)
@@ -192,7 +201,7 @@ class Preemptor:
         self.deferred = False  # a request arrived under no_preempt
         self._want_at = -1  # hub.switches when the current request was made
         self._stuck_thread: Any = None  # the thread last seen in an ambiguous spot ...
-        self._stuck_frame: Optional[FrameType] = None  # ... its frame and instruction ...
+        self._stuck_frame: FrameType | None = None  # ... its frame and instruction ...
         self._stuck_lasti = -1
         self._stuck_since = 0.0  # ... and since when
         self._retries = 0  # retries since the last timer tick
@@ -219,7 +228,7 @@ class Preemptor:
 
     # -- configuration --------------------------------------------------------------
 
-    def configure(self, enabled: Optional[bool] = None, slice_ms: Optional[float] = None) -> None:
+    def configure(self, enabled: bool | None = None, slice_ms: float | None = None) -> None:
         if slice_ms is not None:
             self._set_slice(check_slice_ms(slice_ms))
         if enabled is not None:
@@ -295,7 +304,7 @@ class Preemptor:
 
     # -- the handlers ------------------------------------------------------------------------
 
-    def _on_tick(self, signum: int, frame: Optional[FrameType]) -> Any:
+    def _on_tick(self, signum: int, frame: FrameType | None) -> Any:
         """SIGALRM: decide whether to switch (in `_decide`); the switch runs in `_on_switch`.
 
         A retry must be this function's very last call (``return _add_pending(...)``):
@@ -321,7 +330,7 @@ class Preemptor:
             return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
         return None
 
-    def _decide(self, frame: Optional[FrameType]) -> Optional[str]:
+    def _decide(self, frame: FrameType | None) -> str | None:
         """_SWITCH, _RETRY (at the next check) or None (wait for the next tick)."""
         hub = self._hub
         thread = hub.current
@@ -421,9 +430,10 @@ class Preemptor:
         # pending handler in signal order, SIGRTMAX last, so all the others run first.
         import _thread
 
-        return _thread.interrupt_main(_SWITCH_SIGNAL)
+        # typeshed wants a signal.Signals; the C function takes any signal number (an int).
+        return _thread.interrupt_main(_SWITCH_SIGNAL)  # type: ignore[arg-type]
 
-    def _on_switch(self, signum: int, frame: Optional[FrameType]) -> None:
+    def _on_switch(self, signum: int, frame: FrameType | None) -> None:
         """SIGRTMAX: perform the switch `_on_tick` asked for (ignored otherwise)."""
         if self._switch_requested:
             self._do_switch()
@@ -454,7 +464,7 @@ class Preemptor:
             thread._held_exc = None
             raise exc
 
-    def _on_sigint(self, signum: int, frame: Optional[FrameType]) -> Any:
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> Any:
         """Ctrl-C goes to the main green thread, wherever it is parked.
 
         Raised here only when main runs its own code. Anywhere else this handler
@@ -504,10 +514,10 @@ class NoPreempt:
 
     __slots__ = ("_preemptor",)
 
-    def __init__(self, preemptor: Optional[Preemptor]) -> None:
+    def __init__(self, preemptor: Preemptor | None) -> None:
         self._preemptor = preemptor
 
-    def __enter__(self) -> "NoPreempt":
+    def __enter__(self) -> NoPreempt:
         if self._preemptor is not None:
             self._preemptor.enter_critical()
         return self
@@ -517,7 +527,7 @@ class NoPreempt:
             self._preemptor.exit_critical()
 
 
-def no_preempt(preemptor: Optional[Preemptor]) -> NoPreempt:
+def no_preempt(preemptor: Preemptor | None) -> NoPreempt:
     """A critical section: the current thread is not preempted until it ends.
 
     A request that arrives inside is honoured when the outermost section exits.
@@ -529,7 +539,7 @@ def no_preempt(preemptor: Optional[Preemptor]) -> NoPreempt:
 # -- the dump signal ---------------------------------------------------------------------------
 
 #: Not usable as the dump signal: preemption's own, Ctrl-C's, and the uncatchable.
-_RESERVED = {
+_RESERVED: dict[int, str] = {
     signal.SIGALRM: "is the preemption timer's signal",
     signal.SIGINT: "is Ctrl-C (KeyboardInterrupt)",
     signal.SIGKILL: "cannot be caught",
@@ -582,14 +592,14 @@ class _DumpHandler:
         self.dump = dump
         self.previous = previous
 
-    def handle(self, signum: int, frame: Optional[FrameType]) -> None:
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         self.dump()
 
 
 _dump_handlers: dict[int, _DumpHandler] = {}
 
 
-def set_dump_signal(signum: Optional[int], dump: Optional[Callable[[], None]] = None) -> None:
+def set_dump_signal(signum: int | None, dump: Callable[[], None] | None = None) -> None:
     """Make ``signum`` call ``dump()``; None removes ours and restores what was there.
 
     Only one dump signal at a time: setting another first restores the previous

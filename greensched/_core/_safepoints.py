@@ -49,8 +49,9 @@ from __future__ import annotations
 
 import dis
 import sys
+from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any, Callable, Optional
+from typing import Any
 
 __all__ = [
     "CLEAN", "SAFE_CALL", "UNSAFE", "UNKNOWN", "RUNTIME", "IMPORT", "classify", "atomic_reason",
@@ -137,7 +138,7 @@ def _classify_call(code: CodeType, lasti: int) -> str:
     return UNSAFE if name.rpartition(".")[2] in _UNSAFE_NAMES else SAFE_CALL
 
 
-def callee_name(code: CodeType, offset: int, qualified: bool = False) -> Optional[str]:
+def callee_name(code: CodeType, offset: int, qualified: bool = False) -> str | None:
     """The name of what the call at ``offset`` calls (``sleep`` in ``time.sleep(1)``).
 
     Walks back from the call over its arguments, adding up stack effects, until the
@@ -184,7 +185,7 @@ def callee_name(code: CodeType, offset: int, qualified: bool = False) -> Optiona
     return None
 
 
-def atomic_reason(frame: Optional[FrameType]) -> Optional[str]:
+def atomic_reason(frame: FrameType | None) -> str | None:
     """Why the interrupted stack must not be preempted now, or None if it may be.
 
     RUNTIME: greensched's own code is on it (short: worth retrying at the next
@@ -238,7 +239,7 @@ def _handler_changes_at(code: CodeType, offset: int) -> bool:
     if previous is None:
         return False
 
-    def handler(at: int) -> Optional[int]:
+    def handler(at: int) -> int | None:
         for entry in entries:  # non-overlapping ranges, [start, end)
             if entry.start <= at < entry.end:
                 return int(entry.target)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 __all__ = [
     "DEFAULT_SLICE_MS", "MIN_SLICE_MS", "MAX_SLICE_MS", "check_slice_ms", "read_env_config",
@@ -38,7 +38,7 @@ MIN_SLICE_MS = 0.5
 MAX_SLICE_MS = 3_600_000.0
 
 
-def read_env_config(environ: Optional[dict[str, str]] = None) -> tuple[bool, float]:
+def read_env_config(environ: dict[str, str] | None = None) -> tuple[bool, float]:
     """(enabled, slice in ms) from GREENSCHED_PREEMPT and GREENSCHED_SLICE_MS.
 
     A value we cannot understand is a `ValueError` that names the variable and
@@ -100,7 +100,8 @@ def check_env_at_import() -> None:
     """
     argv = getattr(sys, "orig_argv", [])
     launcher = sys.argv[:1] == ["-m"] and any(
-        flag == "-m" and name in ("greensched", "greensched.__main__") for flag, name in zip(argv, argv[1:])
+        flag == "-m" and name in ("greensched", "greensched.__main__")
+        for flag, name in zip(argv, argv[1:], strict=False)
     )
     if not launcher:
         read_env_config()

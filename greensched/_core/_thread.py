@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from greenlet import GreenletExit, greenlet
 
@@ -60,12 +61,12 @@ class GreenThread:
 
     def __init__(
         self,
-        target: Optional[Callable[..., Any]] = None,
-        name: Optional[str] = None,
+        target: Callable[..., Any] | None = None,
+        name: str | None = None,
         args: Iterable[Any] = (),
-        kwargs: Optional[Mapping[str, Any]] = None,
+        kwargs: Mapping[str, Any] | None = None,
         *,
-        daemon: Optional[bool] = None,
+        daemon: bool | None = None,
     ) -> None:
         if target is not None and not callable(target):
             raise TypeError(
@@ -78,25 +79,25 @@ class GreenThread:
         self._target = target
         self._args = tuple(args)
         self._kwargs = dict(kwargs) if kwargs else {}
-        self._hub: Optional["Hub"] = None
-        self._glet: Optional[greenlet] = None
+        self._hub: Hub | None = None
+        self._glet: greenlet | None = None
         self._state = NEW
         self._result: Any = None
-        self._exc: Optional[BaseException] = None
+        self._exc: BaseException | None = None
         self._killed = False
-        self._joiners: Optional[WaitQueue] = None
+        self._joiners: WaitQueue | None = None
         self._park_seq = 0
-        self._waiting_on: Optional[str] = None
+        self._waiting_on: str | None = None
         self._resume_value: Any = _NOTHING
-        self._resume_exc: Optional[BaseException] = None
+        self._resume_exc: BaseException | None = None
         #: An exception held back by preemption (see _preempt), and since when.
-        self._held_exc: Optional[tuple[BaseException, float]] = None
+        self._held_exc: tuple[BaseException, float] | None = None
         #: When it last became READY (monotonic): the hub measures run-queue waits.
         self._ready_at = 0.0
 
     # -- threading.Thread-shaped API -------------------------------------------------
 
-    def start(self) -> "GreenThread":
+    def start(self) -> GreenThread:
         """Make the thread ready to run in this OS thread's hub; returns the thread."""
         if self._state is not NEW:
             raise RuntimeError("threads can only be started once")
@@ -145,7 +146,7 @@ class GreenThread:
         """True once the thread has finished (returned, raised, or was killed)."""
         return self._state is DONE
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         """Wait until the thread finishes, or ``timeout`` seconds pass.
 
         Like `threading.Thread.join`: returns None either way (check `done()`), and
@@ -167,7 +168,7 @@ class GreenThread:
             self._joiners = WaitQueue(hub, f"join({self.name!r})")
         self._joiners.park(timeout)
 
-    def result(self, timeout: Optional[float] = None) -> Any:
+    def result(self, timeout: float | None = None) -> Any:
         """Wait for the thread and return what its target returned.
 
         Re-raises the exception the thread died of. Raises `TimeoutError` if it is
@@ -182,14 +183,14 @@ class GreenThread:
             raise RuntimeError(f"green thread {self.name!r} was killed before it returned a result")
         return self._result
 
-    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+    def exception(self, timeout: float | None = None) -> BaseException | None:
         """Wait for the thread; return the exception it died of, or None."""
         self.join(timeout)
         if self._state is not DONE:
             raise TimeoutError(f"green thread {self.name!r} did not finish within {timeout} s")
         return self._exc
 
-    def kill(self, block: bool = True, timeout: Optional[float] = None) -> None:
+    def kill(self, block: bool = True, timeout: float | None = None) -> None:
         """Raise `GreenThreadExit` inside the thread, where it is parked or was preempted.
 
         Its ``finally`` blocks and ``with`` exits run. With ``block`` (the default),

@@ -35,12 +35,13 @@ call them, never a signal handler.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 __all__ = ["TimerHeap", "TimerHandle"]
 
 #: An entry: [deadline, seq, callback or None when cancelled, arg].
-TimerHandle = list
+TimerHandle: TypeAlias = list[Any]
 
 #: A rebuild happens once the dead entries outnumber the live ones by more than this.
 _REBUILD_SLACK = 64
@@ -86,7 +87,7 @@ class TimerHeap:
             heapq.heapify(live)
             self._heap = live
 
-    def peek_deadline(self) -> Optional[float]:
+    def peek_deadline(self) -> float | None:
         """A lower bound of the earliest live deadline (None: no entry). Changes nothing.
 
         The one deadline read a signal handler may make (see the module docstring):
@@ -98,7 +99,7 @@ class TimerHeap:
         except IndexError:  # emptied between the two reads (by a hub-side pop)
             return None
 
-    def next_deadline(self) -> Optional[float]:
+    def next_deadline(self) -> float | None:
         """The earliest live deadline, or None when no timer is pending. Not for signal handlers."""
         heap = self._heap
         while heap and heap[0][2] is None:

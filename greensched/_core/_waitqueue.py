@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import _thread
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._errors import HubError
 
 if TYPE_CHECKING:
     from ._hub import Hub
-    from ._thread import GreenThread
 
 __all__ = ["WaitQueue", "TIMED_OUT"]
 
@@ -67,7 +67,7 @@ class WaitQueue:
     __slots__ = ("_entries", "_stale", "_hub", "_reason", "_unclaimed")
 
     def __init__(
-        self, hub: "Hub", reason: str, unclaimed: Optional[Callable[[Any], None]] = None
+        self, hub: Hub, reason: str, unclaimed: Callable[[Any], None] | None = None
     ) -> None:
         self._entries: deque[list[Any]] = deque()
         self._stale = 0
@@ -84,7 +84,7 @@ class WaitQueue:
     def __bool__(self) -> bool:
         return len(self._entries) > self._stale
 
-    def park(self, timeout: Optional[float] = None) -> Any:
+    def park(self, timeout: float | None = None) -> Any:
         """Wait at the tail of the queue; see the module docstring."""
         hub = self._hub
         thread = hub.current_thread_for_park()

@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Optional
 
 from ._registry import is_module_patched, is_patched, original, patched_names
 
 __all__ = ["patch_all", "original", "is_patched", "is_module_patched", "patched_names"]
 
 #: The choices of the first patch_all() call; later calls must agree with them.
-_first_call: Optional[dict[str, bool]] = None
+_first_call: dict[str, bool] | None = None
 
 #: Libraries that copy names out of `socket` at import (``from socket import ...``):
 #: what they copied stays blocking if they are imported before patching.
@@ -73,8 +72,8 @@ def patch_all(
     """Patch the stdlib so blocking calls park green threads instead of the OS thread.
 
     Each keyword turns one part on or off (all on by default; ``threading`` also
-    covers ``threading``'s ``_thread`` primitives and ``queue``). Calling it again with the same choices does nothing;
-    with different choices it warns and keeps the first call's (unpatching is not
+    covers ``threading``'s ``_thread`` primitives and ``queue``). Calling it again with the
+    same choices does nothing; with different choices it warns and keeps the first call's (unpatching is not
     supported: it would leave half-green state).
     """
     global _first_call

@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import os as _os
 import stat as _stat
-from typing import Any, Optional
+from typing import Any
 
 from .._core._hub import get_hub
 from ..scheduler import sleep, wait_readable, wait_writable
@@ -98,7 +98,7 @@ def _send(self: Any, buf: Any, write: Any = _os.write) -> None:
         view = view[n:]
 
 
-def green_semlock_acquire(semlock: Any, block: bool = True, timeout: Optional[float] = None) -> bool:
+def green_semlock_acquire(semlock: Any, block: bool = True, timeout: float | None = None) -> bool:
     """Acquire a process-shared semaphore without blocking the other green threads."""
     if semlock.acquire(False):
         return True
@@ -127,7 +127,7 @@ def _make_methods(self: Any) -> None:
     """`multiprocessing.synchronize.SemLock._make_methods`, with a green acquire."""
     semlock = self._semlock
 
-    def acquire(block: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(block: bool = True, timeout: float | None = None) -> bool:
         return green_semlock_acquire(semlock, block, timeout)
 
     self.acquire = acquire

@@ -17,7 +17,8 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["when_imported"]
 
@@ -36,15 +37,15 @@ class _Finder(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.hooks: dict[str, list[Callable[[], None]]] = {}
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]],
-                  target: Optional[types.ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.hooks:
             return None
         for finder in sys.meta_path:  # the spec the import would have found without us
             if finder is self:
                 continue
             find = getattr(finder, "find_spec", None)
-            spec: Optional[importlib.machinery.ModuleSpec] = (
+            spec: importlib.machinery.ModuleSpec | None = (
                 find(fullname, path, target) if find is not None else None)
             if spec is not None:
                 break
@@ -74,8 +75,8 @@ class _Loader(importlib.abc.Loader):
         self.finder = finder
         self.fullname = fullname
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
-        return self.loader.create_module(spec)  # type: ignore[no-any-return]
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)  # type: ignore[no-any-return]  # the wrapped loader is Any
 
     def exec_module(self, module: types.ModuleType) -> None:
         # The module sees its own loader while its body runs (importlib.resources and

@@ -50,9 +50,10 @@ import os
 import sys
 import warnings
 import weakref
+from collections.abc import Callable, Generator
 from time import monotonic
 from types import ModuleType
-from typing import Any, Callable, Generator, Optional
+from typing import Any
 
 from .. import Timeout, TimeoutExpired, wait_fds, wait_readable, wait_writable
 from .._core._hub import Hub, get_hub  # its fd waits take an owner (see _LibpqSocket)
@@ -162,7 +163,8 @@ def _connect_deadline(conn: Any) -> Optional[float]:
 def _psycopg2_error(message: str) -> BaseException:
     from psycopg2 import OperationalError
 
-    return OperationalError(message)
+    error: BaseException = OperationalError(message)
+    return error
 
 
 class _LibpqSocket:
@@ -190,7 +192,7 @@ class _LibpqSocket:
         conn = self._conn()
         if conn is None or conn.closed:
             raise ValueError("the psycopg2 connection is closed")
-        return conn.fileno()  # type: ignore[no-any-return]
+        return conn.fileno()  # type: ignore[no-any-return]  # psycopg2 has no type hints
 
 
 #: id(connection) -> its owner. Not a WeakKeyDictionary: its lookups make a weak
@@ -198,7 +200,7 @@ class _LibpqSocket:
 _owners: dict[int, _LibpqSocket] = {}
 
 
-def _owner(conn: Any) -> Optional[_LibpqSocket]:
+def _owner(conn: Any) -> _LibpqSocket | None:
     """The connection's `_LibpqSocket` once it is connected (libpq may try several
     sockets while connecting: no registration is kept for those)."""
     owner = _owners.get(id(conn))
@@ -401,8 +403,8 @@ def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[flo
     return left if step is None else min(step, left)
 
 
-def wait(gen: Generator[int, Any, Any], fileno: int, interval: Optional[float] = 0.0,
-         timeout: Optional[float] = None) -> Any:
+def wait(gen: Generator[int, Any, Any], fileno: int, interval: float | None = 0.0,
+         timeout: float | None = None) -> Any:
     """``psycopg.waiting.wait``, green: consume a libpq generator, parking on ``fileno``.
 
     As psycopg's own functions: every ``interval`` seconds without readiness the
@@ -423,8 +425,8 @@ def wait(gen: Generator[int, Any, Any], fileno: int, interval: Optional[float] =
         return done.value
 
 
-def wait_conn(gen: Generator[tuple[int, int], Any, Any], interval: Optional[float] = 0.0,
-              timeout: Optional[float] = None) -> Any:
+def wait_conn(gen: Generator[tuple[int, int], Any, Any], interval: float | None = 0.0,
+              timeout: float | None = None) -> Any:
     """``psycopg.waiting.wait_conn``, green: as `wait`, the generator naming the fd each time."""
     deadline = None if timeout is None else monotonic() + timeout
     try:

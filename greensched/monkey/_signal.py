@@ -26,8 +26,9 @@ would break, and they never raise into user code.
 from __future__ import annotations
 
 import signal as _stdlib_signal
+from collections.abc import Callable
 from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .._core._hub import get_hub
 from ._registry import patch_attr
@@ -45,10 +46,10 @@ class RoutedHandler:
 
     __slots__ = ("handler",)
 
-    def __init__(self, handler: Callable[[int, Optional[FrameType]], Any]) -> None:
+    def __init__(self, handler: Callable[[int, FrameType | None], Any]) -> None:
         self.handler = handler
 
-    def __call__(self, signum: int, frame: Optional[FrameType]) -> Any:
+    def __call__(self, signum: int, frame: FrameType | None) -> Any:
         try:
             return self.handler(signum, frame)
         except BaseException as exc:

@@ -54,10 +54,10 @@ import queue as _stdlib_queue
 import sys
 import threading as _stdlib_threading
 import types
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
-from .. import queue as _green_queue
-from .. import sync as _green_sync
+from .. import queue as _green_queue, sync as _green_sync
 from .._core._errors import GreenThreadExit
 from .._core._hub import get_hub
 from .._core._preempt import mark_root
@@ -78,7 +78,11 @@ __implements_thread__ = ["start_new_thread", "start_new", "_local"] + (
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
 #: `_thread._shutdown` as it was (3.13+): it waits for non-daemon OS threads.
-_original_shutdown: Callable[[], None] = lambda: None
+def _no_shutdown() -> None:
+    pass
+
+
+_original_shutdown: Callable[[], None] = _no_shutdown
 
 #: Sentinel locks of running green threads, by ident, released when the thread ends (< 3.13).
 _sentinels: dict[int, list[Any]] = {}
@@ -94,7 +98,7 @@ def get_ident() -> int:
 
 
 def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...],
-                     kwargs: Optional[dict[str, Any]] = None) -> int:
+                     kwargs: dict[str, Any] | None = None) -> int:
     """`_thread.start_new_thread`, green (as `threading` calls it): returns the new ident."""
     if not callable(function):
         raise TypeError("first arg must be callable")
@@ -122,7 +126,7 @@ class _Body:
     __slots__ = ("function", "args", "kwargs", "handle")
 
     def __init__(self, function: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], handle: Optional["ThreadHandle"] = None) -> None:
+                 kwargs: dict[str, Any], handle: ThreadHandle | None = None) -> None:
         self.function = function
         self.args = args
         self.kwargs = kwargs
@@ -179,7 +183,7 @@ def _set_sentinel() -> Any:
 class ThreadHandle:
     """`_thread._ThreadHandle` for a green thread (3.13+): its ident, join, and done flag."""
 
-    def __init__(self, ident: Optional[int] = None) -> None:
+    def __init__(self, ident: int | None = None) -> None:
         self.ident = ident
         self._done = _green_sync.Event()
 
@@ -190,7 +194,7 @@ class ThreadHandle:
         _non_daemon.discard(self)
         self._done.set()
 
-    def join(self, timeout: Optional[float] = None) -> None:
+    def join(self, timeout: float | None = None) -> None:
         """Wait until the thread is done, or ``timeout`` seconds (`Thread.join` semantics)."""
         if self.ident is not None and self.ident == get_ident() and not self.is_done():
             raise RuntimeError("Cannot join current thread")
@@ -204,7 +208,7 @@ class ThreadHandle:
 _non_daemon: set[ThreadHandle] = set()
 
 
-def start_joinable_thread(function: Callable[[], Any], handle: Optional[ThreadHandle] = None,
+def start_joinable_thread(function: Callable[[], Any], handle: ThreadHandle | None = None,
                           daemon: bool = True) -> ThreadHandle:
     """`_thread.start_joinable_thread`, green: start ``function``; return its handle."""
     if not callable(function):
@@ -265,7 +269,7 @@ class _DummyRemover:
 _dummy_removers = _green_local()
 
 
-class _GreenDummyThread(_stdlib_threading._DummyThread):  # type: ignore[misc, name-defined]
+class _GreenDummyThread(_stdlib_threading._DummyThread):
     """`threading._DummyThread` that is forgotten when its green thread ends."""
 
     def __init__(self) -> None:
@@ -314,7 +318,8 @@ def patch() -> None:
     if hasattr(_stdlib_threading, "_thread_local_info"):  # 3.13: where its own remover lives
         in_threading["_thread_local_info"] = _green_local()
     if _HANDLES:
-        _original_shutdown = _stdlib_threading._thread_shutdown
+        # 3.13+ only (as _HANDLES is); mypy checks against 3.11.
+        _original_shutdown = _stdlib_threading._thread_shutdown  # type: ignore[attr-defined]
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import _socket
 import socket as _stdlib_socket
 import types as _types
-from typing import Any, Optional, Union
+from typing import Any
 
 from ..threadpool import to_thread
 
@@ -62,7 +62,8 @@ def _is_address(family: int, text: str) -> bool:
         return False
 
 
-def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any) -> Optional[list[Any]]:
+def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: Any,
+                         flags: Any) -> list[Any] | None:
     """The answer for a numeric host, without a thread; None when a lookup is needed.
 
     ``AI_CANONNAME``, service names (``"http"``) and the numeric forms only
@@ -81,13 +82,13 @@ def _numeric_getaddrinfo(host: Any, port: Any, family: Any, type: Any, proto: An
     if not isinstance(flags, int) or flags & _AI_CANONNAME:
         return None
     try:
-        return _getaddrinfo(host, port, family, type, proto, flags | _AI_NUMERICHOST)  # type: ignore[no-any-return]
+        return _getaddrinfo(host, port, family, type, proto, flags | _AI_NUMERICHOST)
     except Exception:
         return None  # not numeric (or a bad argument): the thread gives the stdlib's answer
 
 
 def getaddrinfo(
-    host: Union[str, bytes, None], port: Union[str, bytes, int, None],
+    host: str | bytes | None, port: str | bytes | int | None,
     family: int = 0, type: int = 0, proto: int = 0, flags: int = 0,
 ) -> list[tuple[Any, Any, int, str, Any]]:
     infos = _numeric_getaddrinfo(host, port, family, type, proto, flags)
@@ -109,7 +110,7 @@ def gethostbyname(hostname: str, /) -> str:
         except (OSError, ValueError):
             pass
         else:
-            return _gethostbyname(hostname)  # type: ignore[no-any-return]  # numeric: no lookup in C
+            return _gethostbyname(hostname)  # numeric: no lookup in C
     return to_thread(_gethostbyname, hostname)
 
 
@@ -141,7 +142,8 @@ _stdlib_getfqdn = _types.FunctionType(
 
 
 def getfqdn(name: str = "") -> str:
-    return to_thread(_stdlib_getfqdn, name)
+    fqdn: str = to_thread(_stdlib_getfqdn, name)
+    return fqdn
 
 
 for _green, _original in [

@@ -65,8 +65,9 @@ import math
 import operator
 import select as _stdlib_select
 import selectors as _stdlib_selectors
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .._core._hub import get_hub
 
@@ -87,7 +88,7 @@ def _unwrap(obj: Any) -> Any:
 
 #: The ORIGINAL, OS-thread-blocking functions, captured at import.
 _original_select: Callable[..., Any] = _unwrap(_stdlib_select.select)
-_original_poll: Optional[Callable[[], Any]] = _unwrap(getattr(_stdlib_select, "poll", None))
+_original_poll: Callable[[], Any] | None = _unwrap(getattr(_stdlib_select, "poll", None))
 
 #: Periodic re-checks (see the module docstring): the first interval and the cap.
 _RECHECK_FIRST = 0.001
@@ -108,7 +109,7 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 def _park_until_ready(
     check: Callable[[], Any],
     watch: Callable[[], tuple[list[int], list[int], bool]],
-    seconds: Optional[float],
+    seconds: float | None,
 ) -> Any:
     """Park until ``check()`` (a zero-timeout real poll) returns something, or time is up.
 
@@ -125,7 +126,7 @@ def _park_until_ready(
         if degraded:
             readers, writers, recheck = [], [], True
         if deadline is None:
-            park: Optional[float] = None
+            park: float | None = None
         else:
             park = deadline - monotonic()
             if park <= 0:
@@ -162,7 +163,7 @@ def _fileno(obj: Any) -> int:
 # -- select.select -------------------------------------------------------------------------
 
 
-def _select_seconds(timeout: Any) -> Optional[float]:
+def _select_seconds(timeout: Any) -> float | None:
     """``select``'s timeout in seconds (None: forever), checked exactly as the stdlib does.
 
     Valid values are recognised here; for anything else the original ``select`` is
@@ -205,17 +206,20 @@ def _pick(objs: list[Any], fds: list[int], ready: list[int]) -> list[Any]:
     if not ready:
         return []
     ready_set = set(ready)
-    return [obj for obj, fd in zip(objs, fds) if fd in ready_set]
+    # Not strict: a fileno() that shortens the caller's list leaves fewer fds than objects (as in the
+    # stdlib, whose loop stops early too).
+    return [obj for obj, fd in zip(objs, fds, strict=False) if fd in ready_set]
 
 
-def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None, /) -> tuple[list[Any], list[Any], list[Any]]:
+def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None,
+           /) -> tuple[list[Any], list[Any], list[Any]]:
     seconds = _select_seconds(timeout)
     rlist = _sequence(rlist)
     wlist = _sequence(wlist)
     xlist = _sequence(xlist)
     ready = _original_select(rlist, wlist, xlist, 0)
     if ready[0] or ready[1] or ready[2] or seconds == 0:
-        return ready  # type: ignore[no-any-return]
+        return ready  # type: ignore[no-any-return]  # the original select's result is Any here
     robjs, wobjs, xobjs = list(rlist), list(wlist), list(xlist)
     rfds = [_fileno(o) for o in robjs]
     wfds = [_fileno(o) for o in wobjs]
@@ -224,7 +228,7 @@ def select(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None, /) -> tuple[
     # An fd watched only for exceptional conditions: the netpoller cannot see those.
     recheck = any(fd not in watched for fd in xfds)
 
-    def check() -> Optional[tuple[list[Any], list[Any], list[Any]]]:
+    def check() -> tuple[list[Any], list[Any], list[Any]] | None:
         r, w, x = _original_select(rfds, wfds, xfds, 0)
         if not (r or w or x):
             return None
@@ -238,7 +242,7 @@ select.__doc__ = (_original_select.__doc__ or "") + """
 
 greensched: the calling green thread parks while it waits; the others run.
 """
-select.__greensched_original__ = _original_select  # type: ignore[attr-defined]
+select.__greensched_original__ = _original_select  # type: ignore[attr-defined]  # our marker on a function
 
 
 # -- select.poll ---------------------------------------------------------------------------
@@ -251,7 +255,7 @@ _READ_EVENTS = _POLLIN | getattr(_stdlib_select, "POLLRDNORM", 0)
 _WRITE_EVENTS = _POLLOUT | getattr(_stdlib_select, "POLLWRNORM", 0)
 
 
-def _poll_ms(timeout: Any) -> Optional[int]:
+def _poll_ms(timeout: Any) -> int | None:
     """``poll``'s timeout in whole ms (None: forever), checked exactly as the stdlib does.
 
     As in CPython: rounded away from zero to milliseconds; any negative value means
@@ -260,7 +264,7 @@ def _poll_ms(timeout: Any) -> Optional[int]:
     """
     if timeout is None:
         return None
-    ns: Optional[int] = None
+    ns: int | None = None
     if isinstance(timeout, float):
         x = float(timeout) * 1e6
         if -(2.0**63) <= x < 2.0**63:  # NaN fails
@@ -287,7 +291,7 @@ class _GreenPoll:
 
     __slots__ = ("_poll", "_masks", "_running", "__weakref__")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_GreenPoll":
+    def __new__(cls, *args: Any, **kwargs: Any) -> _GreenPoll:
         # Like the stdlib's type: made by poll() only.
         raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
 
@@ -376,7 +380,7 @@ poll.__doc__ = (getattr(_original_poll, "__doc__", None) or "") + """
 
 greensched: the object's poll() parks the calling green thread while it waits.
 """
-poll.__greensched_original__ = _original_poll  # type: ignore[attr-defined]
+poll.__greensched_original__ = _original_poll  # type: ignore[attr-defined]  # our marker on a function
 
 
 # -- selectors -----------------------------------------------------------------------------
@@ -387,10 +391,10 @@ class _GreenSelectorMixin:
 
     _fd_to_key: dict[int, _stdlib_selectors.SelectorKey]
 
-    def _green_seconds(self, timeout: Any) -> Optional[float]:
+    def _green_seconds(self, timeout: Any) -> float | None:
         raise NotImplementedError
 
-    def select(self, timeout: Optional[float] = None) -> list[tuple[_stdlib_selectors.SelectorKey, int]]:
+    def select(self, timeout: float | None = None) -> list[tuple[_stdlib_selectors.SelectorKey, int]]:
         """Wait until some registered file objects become ready, or the timeout expires.
 
         As `selectors.BaseSelector.select`: ``timeout`` None waits forever, <= 0
@@ -399,10 +403,14 @@ class _GreenSelectorMixin:
         """
         seconds = self._green_seconds(timeout)
         parent = super()
-        ready: list[tuple[_stdlib_selectors.SelectorKey, int]] = parent.select(0)  # type: ignore[misc]
+        # A mixin: super() is the stdlib selector it is mixed into, which mypy cannot know here.
+        ready: list[tuple[_stdlib_selectors.SelectorKey, int]] = parent.select(0)  # type: ignore[attr-defined]
         if ready or seconds == 0:
             return ready
-        result = _park_until_ready(lambda: parent.select(0) or None, self._green_watch, seconds)  # type: ignore[misc]
+        result = _park_until_ready(
+            # The mixin's super(), as above.
+            lambda: parent.select(0) or None, self._green_watch, seconds  # type: ignore[attr-defined]
+        )
         return result if result is not None else []
 
     def _green_watch(self) -> tuple[list[int], list[int], bool]:
@@ -421,7 +429,7 @@ class GreenSelectSelector(_GreenSelectorMixin, _stdlib_selectors.SelectSelector)
 
     _select = staticmethod(_original_select)
 
-    def _green_seconds(self, timeout: Any) -> Optional[float]:
+    def _green_seconds(self, timeout: Any) -> float | None:
         # SelectSelector.select: ``None if timeout is None else max(timeout, 0)``.
         return _select_seconds(None if timeout is None else max(timeout, 0))
 
@@ -435,22 +443,24 @@ if _original_poll is not None:
         unregister, get_key, get_map, close and their errors) unchanged.
         """
 
-        _selector_cls = staticmethod(_original_poll)
+        # Not None (the `if` above), but mypy does not carry the narrowing into a class body.
+        _selector_cls = staticmethod(_original_poll)  # type: ignore[arg-type]
 
-        def _green_seconds(self, timeout: Any) -> Optional[float]:
+        def _green_seconds(self, timeout: Any) -> float | None:
             # PollSelector.select: None; <= 0 is 0; else whole ms, rounded up.
             if timeout is None:
                 return None
             if timeout <= 0:
                 return 0.0
-            ms = math.ceil(timeout * 1e3)
+            ms: int = math.ceil(timeout * 1e3)
             if ms > _INT_MAX:
                 assert _original_poll is not None
                 _original_poll().poll(ms)  # raises the stdlib's OverflowError
             return ms / 1e3
 
 else:  # pragma: no cover - every supported platform has poll()
-    GreenSelector = GreenSelectSelector  # type: ignore[misc]
+    # The other class under the same name: the one a platform without poll() can have.
+    GreenSelector = GreenSelectSelector  # type: ignore[misc,assignment]
 
 
 DefaultSelector = GreenSelector

@@ -57,14 +57,24 @@ import io as _io
 import os as _os
 import socket as _stdlib_socket
 import types as _types
+from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .._core import _hub as _hub_module
 from .._core._hub import get_hub
 from .._core._netpoll import EVENT_READ as _EVENT_READ, EVENT_WRITE as _EVENT_WRITE
 from . import dns as _dns
-from .dns import getaddrinfo, getfqdn, gethostbyaddr, gethostbyname, gethostbyname_ex, getnameinfo
+
+# Re-exported (they are in __implements__, which patch_all copies onto the socket module).
+from .dns import (
+    getaddrinfo as getaddrinfo,
+    getfqdn as getfqdn,
+    gethostbyaddr as gethostbyaddr,
+    gethostbyname as gethostbyname,
+    gethostbyname_ex as gethostbyname_ex,
+    getnameinfo as getnameinfo,
+)
 
 __implements__ = [
     "socket", "create_connection", "create_server", "socketpair", "fromfd",
@@ -83,6 +93,7 @@ _ss_connect = _ss.connect
 _ss_connect_ex = _ss.connect_ex
 _ss_getsockopt = _ss.getsockopt
 _ss_fileno = _ss.fileno
+# The stdlib's private exception.
 _GiveupOnSendfile = _stdlib_socket._GiveupOnSendfile  # type: ignore[attr-defined]
 _AF_INETS = (_socket.AF_INET, getattr(_socket, "AF_INET6", _socket.AF_INET))
 # connect() in progress, per CPython's internal_connect (EINTR: it goes on asynchronously).
@@ -98,7 +109,7 @@ def _timed_out() -> TimeoutError:
     return TimeoutError("timed out")
 
 
-def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[float]:
+def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> float | None:
     """What the stdlib's ``settimeout``/``setblocking`` would store for ``value``.
 
     CPython parses the value with its own rules (rounding to nanoseconds, the exact
@@ -120,7 +131,7 @@ def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[fl
         setter(scratch, value)
     except OSError:
         pass
-    parsed: Optional[float] = _ss_gettimeout(scratch)
+    parsed: float | None = _ss_gettimeout(scratch)
     if cacheable:
         if len(_parsed_timeouts) >= 256:
             _parsed_timeouts.clear()
@@ -129,7 +140,7 @@ def _parse_timeout(setter: Callable[[Any, Any], Any], value: Any) -> Optional[fl
 
 
 #: Parsed timeouts of plain numbers (a program uses few): settimeout() stays cheap.
-_parsed_timeouts: dict[tuple[Any, type, Any], Optional[float]] = {}
+_parsed_timeouts: dict[tuple[Any, type, Any], float | None] = {}
 
 
 def _listed(args: tuple[Any, ...], index: int) -> tuple[Any, ...]:
@@ -182,22 +193,22 @@ class socket(_stdlib_socket.socket):
 
     __slots__ = ("_timeout",)
 
-    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: Optional[int] = None) -> None:
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
         super().__init__(family, type, proto, fileno)
         # What the stdlib chose (getdefaulttimeout(), or 0.0 for SOCK_NONBLOCK)
         # becomes the user's timeout; the fd itself goes (or stays) non-blocking.
-        self._timeout: Optional[float] = _ss_gettimeout(self)
+        self._timeout: float | None = _ss_gettimeout(self)
         _ss_settimeout(self, 0.0)
 
     # -- timeout and blocking mode, kept in Python -------------------------------------------
 
     @_copy_doc
-    def settimeout(self, value: Optional[float]) -> None:
+    def settimeout(self, value: float | None) -> None:
         self._timeout = _parse_timeout(_ss_settimeout, value)
         _ss_settimeout(self, 0.0)  # raises EBADF on a closed socket, as the stdlib does
 
     @_copy_doc
-    def gettimeout(self) -> Optional[float]:
+    def gettimeout(self) -> float | None:
         return self._timeout
 
     @_copy_doc
@@ -210,13 +221,13 @@ class socket(_stdlib_socket.socket):
         return self._timeout != 0.0
 
     @property
-    def timeout(self) -> Optional[float]:
+    def timeout(self) -> float | None:
         """the socket timeout"""
         return self._timeout
 
     # -- the green core: try, park on BlockingIOError, retry -----------------------------------
 
-    def _wait(self, writing: bool, timeout: Optional[float]) -> bool:
+    def _wait(self, writing: bool, timeout: float | None) -> bool:
         """Park until the fd is ready; False if ``timeout`` passed first."""
         fd = _ss_fileno(self)
         if fd < 0:
@@ -228,7 +239,7 @@ class socket(_stdlib_socket.socket):
     # Each method makes its first attempt inline (the fast path costs one Python call
     # over the C method); only a BlockingIOError goes on to `_retry`.
 
-    def _raise_now(self, flags_at: int, args: tuple[Any, ...], kwargs: Optional[dict[str, Any]] = None) -> bool:
+    def _raise_now(self, flags_at: int, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> bool:
         """After a first BlockingIOError: does the stdlib raise it rather than wait?
 
         It does in non-blocking mode, and on a blocking socket when the call's flags
@@ -247,7 +258,7 @@ class socket(_stdlib_socket.socket):
         return bool(flags & _MSG_DONTWAIT)
 
     def _retry(self, method: Callable[..., Any], writing: bool, args: tuple[Any, ...],
-               kwargs: Optional[dict[str, Any]] = None) -> Any:
+               kwargs: dict[str, Any] | None = None) -> Any:
         """Park until the fd is ready and call ``method`` again, until it works or the
         socket's timeout (one deadline for the whole call) expires."""
         timeout = self._timeout
@@ -265,57 +276,62 @@ class socket(_stdlib_socket.socket):
     @_copy_doc
     def recv(self, *args: Any) -> bytes:
         try:
-            return _ss_recv(self, *args)  # type: ignore[no-any-return]
+            return _ss_recv(self, *args)
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss_recv, False, args)  # type: ignore[no-any-return]
 
     @_copy_doc
     def recv_into(self, *args: Any, **kwargs: Any) -> int:
         try:
-            return _ss_recv_into(self, *args, **kwargs)  # type: ignore[no-any-return]
+            return _ss_recv_into(self, *args, **kwargs)
         except BlockingIOError:
             if self._raise_now(2, args, kwargs):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss_recv_into, False, args, kwargs)  # type: ignore[no-any-return]
 
     @_copy_doc
     def recvfrom(self, *args: Any) -> tuple[bytes, Any]:
         try:
-            return _ss.recvfrom(self, *args)  # type: ignore[no-any-return]
+            return _ss.recvfrom(self, *args)
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss.recvfrom, False, args)  # type: ignore[no-any-return]
 
     @_copy_doc
     def recvfrom_into(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         try:
-            return _ss.recvfrom_into(self, *args, **kwargs)  # type: ignore[no-any-return]
+            return _ss.recvfrom_into(self, *args, **kwargs)
         except BlockingIOError:
             if self._raise_now(2, args, kwargs):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss.recvfrom_into, False, args, kwargs)  # type: ignore[no-any-return]
 
     @_copy_doc
     def send(self, *args: Any) -> int:
         try:
-            return _ss_send(self, *args)  # type: ignore[no-any-return]
+            return _ss_send(self, *args)
         except BlockingIOError:
             if self._raise_now(1, args):
                 raise
-        return self._retry(_ss_send, True, args)  # type: ignore[no-any-return]
+        return self._retry(_ss_send, True, args)  # type: ignore[no-any-return]  # _retry gives the call's Any
 
     @_copy_doc
     def sendto(self, *args: Any) -> int:
         if len(args) in (2, 3):  # sendto(data[, flags], address)
             args = args[:-1] + (self._resolve(args[-1]),)
         try:
-            return _ss.sendto(self, *args)  # type: ignore[no-any-return]
+            return _ss.sendto(self, *args)
         except BlockingIOError:
             if self._raise_now(1 if len(args) == 3 else -1, args):
                 raise
+        # _retry gives the call's Any.
         return self._retry(_ss.sendto, True, args)  # type: ignore[no-any-return]
 
     if hasattr(_ss, "recvmsg"):
@@ -323,20 +339,22 @@ class socket(_stdlib_socket.socket):
         @_copy_doc
         def recvmsg(self, *args: Any) -> tuple[bytes, list[Any], int, Any]:
             try:
-                return _ss.recvmsg(self, *args)  # type: ignore[no-any-return]
+                return _ss.recvmsg(self, *args)
             except BlockingIOError:
                 if self._raise_now(2, args):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.recvmsg, False, args)  # type: ignore[no-any-return]
 
         @_copy_doc
         def recvmsg_into(self, *args: Any) -> tuple[int, list[Any], int, Any]:
             args = _listed(args, 0)  # a retry must see the same buffers
             try:
-                return _ss.recvmsg_into(self, *args)  # type: ignore[no-any-return]
+                return _ss.recvmsg_into(self, *args)
             except BlockingIOError:
                 if self._raise_now(2, args):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.recvmsg_into, False, args)  # type: ignore[no-any-return]
 
     if hasattr(_ss, "sendmsg"):
@@ -347,10 +365,11 @@ class socket(_stdlib_socket.socket):
                 args = args[:3] + (self._resolve(args[3]),) + args[4:]
             args = _listed(_listed(args, 0), 1)  # a retry must send the same data
             try:
-                return _ss.sendmsg(self, *args)  # type: ignore[no-any-return]
+                return _ss.sendmsg(self, *args)
             except BlockingIOError:
                 if self._raise_now(2, args):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.sendmsg, True, args)  # type: ignore[no-any-return]
 
     if hasattr(_ss, "sendmsg_afalg"):
@@ -361,10 +380,11 @@ class socket(_stdlib_socket.socket):
             if "msg" in kwargs:
                 kwargs["msg"] = _listed((kwargs["msg"],), 0)[0]
             try:
-                return _ss.sendmsg_afalg(self, *args, **kwargs)  # type: ignore[no-any-return]
+                return _ss.sendmsg_afalg(self, *args, **kwargs)
             except BlockingIOError:
                 if self._raise_now(-1, args, kwargs):
                     raise
+            # _retry gives the call's Any.
             return self._retry(_ss.sendmsg_afalg, True, args, kwargs)  # type: ignore[no-any-return]
 
     @_copy_doc
@@ -405,13 +425,14 @@ class socket(_stdlib_socket.socket):
                     raise _timed_out()
 
     @_copy_doc
-    def accept(self) -> tuple["socket", Any]:
+    def accept(self) -> tuple[socket, Any]:
         try:
-            fd, addr = _ss._accept(self)
+            # _socket.socket._accept is private: typeshed does not declare it.
+            fd, addr = _ss._accept(self)  # type: ignore[attr-defined]
         except BlockingIOError:
             if self._raise_now(-1, ()):
                 raise
-            fd, addr = self._retry(_ss._accept, False, ())
+            fd, addr = self._retry(_ss._accept, False, ())  # type: ignore[attr-defined]  # private, as above
         # The stdlib's rules for the new socket (socket.socket.accept), with our class.
         sock = socket(self.family, self.type, self.proto, fileno=fd)
         if _stdlib_socket.getdefaulttimeout() is None and self.gettimeout():
@@ -431,7 +452,8 @@ class socket(_stdlib_socket.socket):
             if timeout == 0.0:
                 raise  # non-blocking: the caller waits for the connection itself
             err = exc.errno
-        err = self._finish_connect(address, err, timeout)
+        # OSError.errno is Optional in typeshed; a raised BlockingIOError always has one.
+        err = self._finish_connect(address, err, timeout)  # type: ignore[arg-type]
         if err is None:
             raise _timed_out()
         if err:
@@ -443,11 +465,11 @@ class socket(_stdlib_socket.socket):
         timeout = self._timeout
         err = _ss_connect_ex(self, address)
         if err in _ALREADY_CONNECTED or timeout == 0.0:
-            return err  # type: ignore[no-any-return]
-        err = self._finish_connect(address, err, timeout)
-        return _errno.EWOULDBLOCK if err is None else err
+            return err
+        final = self._finish_connect(address, err, timeout)
+        return _errno.EWOULDBLOCK if final is None else final
 
-    def _finish_connect(self, address: Any, err: int, timeout: Optional[float]) -> Optional[int]:
+    def _finish_connect(self, address: Any, err: int, timeout: float | None) -> int | None:
         """After a first connect() attempt failed with ``err``: the final errno (0 if
         connected), or None when ``timeout`` expired. Mirrors CPython's internal_connect."""
         if err == _errno.EAGAIN and timeout is None:
@@ -469,7 +491,7 @@ class socket(_stdlib_socket.socket):
             if err in _ALREADY_CONNECTED:
                 return 0
             if err not in (_errno.EAGAIN, _errno.EWOULDBLOCK):
-                return err  # type: ignore[no-any-return]
+                return err
 
     @_copy_doc
     def bind(self, address: Any) -> None:
@@ -524,24 +546,25 @@ class socket(_stdlib_socket.socket):
         fd = _ss_fileno(self)
         if fd >= 0:
             _notify_closed(fd)  # our waiters must not keep waiting on a file that is no longer ours
-        return super().detach()  # type: ignore[no-any-return]
+        return super().detach()
 
     # -- sendfile -------------------------------------------------------------------------------
 
     if hasattr(_os, "sendfile"):
 
-        def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: Optional[int] = None) -> int:
+        def _sendfile_use_sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
             """The stdlib's os.sendfile() path (3.13), parking instead of calling poll()."""
+            # The stdlib's private helper.
             self._check_sendfile_params(file, offset, count)  # type: ignore[attr-defined]
             sockno = self.fileno()
             try:
                 fileno = file.fileno()
             except (AttributeError, _io.UnsupportedOperation) as err:
-                raise _GiveupOnSendfile(err)  # not a regular file
+                raise _GiveupOnSendfile(err) from err  # not a regular file
             try:
                 fsize = _os.fstat(fileno).st_size
             except OSError as err:
-                raise _GiveupOnSendfile(err)  # not a regular file
+                raise _GiveupOnSendfile(err) from err  # not a regular file
             if not fsize:
                 return 0  # empty file
             # Truncate to 1GiB to avoid OverflowError, see bpo-38319.
@@ -564,7 +587,7 @@ class socket(_stdlib_socket.socket):
                         if total_sent == 0:
                             # e.g. 'file' is not a regular mmap(2)-like file: fall
                             # back on plain send(), as the stdlib does.
-                            raise _GiveupOnSendfile(err)
+                            raise _GiveupOnSendfile(err) from err
                         raise err from None
                     if sent < 0:
                         # Each wait gets the whole timeout, as in the stdlib's poll loop.

@@ -18,8 +18,9 @@ otherwise. `SSLObject` (memory BIOs) never blocks and is left alone.
 from __future__ import annotations
 
 import ssl as _stdlib_ssl
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 from .._core._hub import get_hub
 from . import socket as _green_socket
@@ -31,7 +32,7 @@ T = TypeVar("T")
 __implements_context__ = ["sslsocket_class"]
 
 
-class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[misc]
+class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):
     """`ssl.SSLSocket` whose blocking operations park the green thread."""
 
     def _retry_tls(self, operation: Callable[[], T], what: str) -> T:
@@ -56,10 +57,10 @@ class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):  # type: ignore[mi
 
     def do_handshake(self, block: bool = False) -> None:
         """Complete the TLS handshake, parking while the peer answers."""
-        self._check_connected()
+        self._check_connected()  # type: ignore[attr-defined]  # the stdlib's private check
         self._retry_tls(lambda: _stdlib_ssl.SSLSocket.do_handshake(self, block), "handshake")
 
-    def read(self, len: int = 1024, buffer: Optional[Any] = None) -> Any:
+    def read(self, len: int = 1024, buffer: Any | None = None) -> Any:
         """Read decrypted data (into ``buffer`` if given), parking until some arrives."""
         return self._retry_tls(lambda: _stdlib_ssl.SSLSocket.read(self, len, buffer), "read")
 

@@ -121,7 +121,7 @@ def test_a_deadlock_is_reported_and_the_runtime_goes_on() -> None:
     assert_still_usable()
 
 
-def _raised(fn: "object") -> BaseException | None:
+def _raised(fn: object) -> BaseException | None:
     try:
         fn()  # type: ignore[operator]
     except BaseException as exc:  # noqa: BLE001

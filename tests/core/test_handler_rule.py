@@ -21,8 +21,9 @@ from __future__ import annotations
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,7 @@ class _TickEverywhere:
         self.ticks = 0
         self.failures: list[str] = []
 
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> Optional[Callable[..., Any]]:
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         name = frame.f_globals.get("__name__", "")
         if not name.startswith("greensched.") or name == "greensched._core._preempt":
             return None
@@ -150,7 +151,7 @@ def _with_ticks_everywhere(work: Callable[[], None]) -> _TickEverywhere:
         pytest.skip("a tracer (coverage, a debugger) owns sys.settrace")
     # 3.12.1 delivered no opcode events at all to the first traced run of a fresh
     # process (3.11.7 and 3.13.0 did): a second run does get them.
-    for attempt in range(2):
+    for _attempt in range(2):
         tracer = _traced_run(work)
         if tracer.ticks or sys.version_info[:2] != (3, 12):
             break

@@ -15,7 +15,6 @@ from greensched import Event, HubError, spawn
 from greensched._core._hub import get_hub
 from greensched._core._timers import TimerHeap
 
-
 # -- the timer heap (pure data) --------------------------------------------------------------
 
 

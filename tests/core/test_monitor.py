@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -72,7 +73,8 @@ def test_stats_run_queue_wait_sees_a_thread_kept_waiting() -> None:
     started.wait()
     stats = greensched.stats()
     assert stats["run_queue_wait_max_ms"] >= 55.0
-    assert 0.0 <= stats["run_queue_wait_p50_ms"] <= stats["run_queue_wait_p99_ms"] <= stats["run_queue_wait_max_ms"]
+    assert (0.0 <= stats["run_queue_wait_p50_ms"] <= stats["run_queue_wait_p99_ms"]
+            <= stats["run_queue_wait_max_ms"])
     assert 1 <= stats["run_queue_wait_samples"] <= 1024
 
 
@@ -395,7 +397,8 @@ def test_deadlock_error_shows_each_threads_stack() -> None:
     assert "'stuck' waits on Lock.acquire() at" in message
     assert "in wait_forever_on" in message and "lock.acquire()" in message
     assert "in test_deadlock_error_shows_each_threads_stack" in message and "never.wait()" in message
-    assert "greensched/" not in message.split("(is a lock")[0].replace("greensched/_core", "")  # user frames only
+    # user frames only
+    assert "greensched/" not in message.split("(is a lock")[0].replace("greensched/_core", "")
     lock.release()
     stuck.join()
 

@@ -12,16 +12,17 @@ import socket
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import spawn
-from tests.util import parked
 from greensched._core._hub import get_hub
 from greensched._core._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from greensched.net import socket as gsocket
+from tests.util import parked
 
 
 class Owner:
@@ -108,7 +109,8 @@ def test_an_owners_registration_is_kept_between_waits(pair: Any, calls: Counter[
     assert calls == Counter(register=1)  # five more waits, no selector call at all
 
 
-def test_without_an_owner_the_fd_is_unregistered_when_its_waiter_leaves(pair: Any, calls: Counter[str]) -> None:
+def test_without_an_owner_the_fd_is_unregistered_when_its_waiter_leaves(pair: Any,
+                                                                        calls: Counter[str]) -> None:
     a, b = pair
     assert wait_then_send(a.fileno(), b, None) is True
     assert registered_events(a.fileno()) == 0

@@ -8,8 +8,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -159,7 +159,8 @@ def test_no_ticks_while_idle_or_alone(preemption_on: None) -> None:
     greensched.sleep(0.01)
     ticks = greensched.stats()["ticks"]
     timer_states: list[tuple[float, float]] = []
-    greensched._core._hub.get_hub().call_later(0.1, lambda _: timer_states.append(signal.getitimer(signal.ITIMER_REAL)))
+    greensched._core._hub.get_hub().call_later(
+        0.1, lambda _: timer_states.append(signal.getitimer(signal.ITIMER_REAL)))
     greensched.sleep(0.2)  # main and sleeper both parked: the hub waits in select
     assert timer_states == [(0.0, 0.0)]
     assert greensched.stats()["ticks"] - ticks <= 3  # 40 if it ticked while idle

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import queue as stdlib_queue
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import (
-    Empty, Full, GreenThread, LifoQueue, PriorityQueue, Queue, SimpleQueue, spawn,
+    Empty,
+    Full,
+    GreenThread,
+    LifoQueue,
+    PriorityQueue,
+    Queue,
+    SimpleQueue,
+    spawn,
 )
 
 QUEUES = [Queue, LifoQueue, PriorityQueue, SimpleQueue]

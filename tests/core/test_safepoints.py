@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from types import FrameType
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -60,14 +60,14 @@ def test_a_real_landing_in_a_c_call_is_classified_by_its_callee() -> None:
 
     seen: list[str] = []
 
-    def handler(signum: int, frame: Optional[FrameType]) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         assert frame is not None
         seen.append(_safepoints.classify(frame))
 
     old = signal.signal(signal.SIGUSR1, handler)
     try:
-        import threading
         import os
+        import threading
 
         threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGUSR1)).start()
         time.sleep(0.3)

@@ -11,8 +11,9 @@ import logging
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -237,7 +238,7 @@ def test_with_exits_and_finally_clauses_always_run() -> None:
     stop = Event()
 
     class Tracked:
-        def __enter__(self) -> "Tracked":
+        def __enter__(self) -> Tracked:
             counts["enter"] += 1
             return self
 

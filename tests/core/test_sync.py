@@ -6,13 +6,21 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import (
-    BoundedSemaphore, Condition, Event, GreenThread, Lock, RLock, Semaphore, spawn,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    GreenThread,
+    Lock,
+    RLock,
+    Semaphore,
+    spawn,
 )
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -454,9 +454,9 @@ def test_forked_child_does_not_run_the_parents_other_threads() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "child exit 0" in lines, proc.stdout + proc.stderr
-    parent_pid_lines = [l for l in lines if l.startswith("worker")]
+    parent_pid_lines = [line for line in lines if line.startswith("worker")]
     assert len(parent_pid_lines) == 2  # ran and finally, once each: in the parent only
-    assert len({l.split()[-1] for l in parent_pid_lines}) == 1
+    assert len({line.split()[-1] for line in parent_pid_lines}) == 1
 
 
 def test_a_hand_off_runs_next_ahead_of_the_rest_of_the_pass() -> None:

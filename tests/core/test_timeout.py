@@ -6,14 +6,24 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import (
-    Condition, Event, GreenThread, Lock, Queue, RLock, Semaphore, SimpleQueue, Timeout,
-    TimeoutExpired, spawn,
+    Condition,
+    Event,
+    GreenThread,
+    Lock,
+    Queue,
+    RLock,
+    Semaphore,
+    SimpleQueue,
+    Timeout,
+    TimeoutExpired,
+    spawn,
 )
 
 

@@ -8,16 +8,15 @@ import select
 import selectors
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import greensched
-from tests.util import drain, fill, parked
 from greensched import Event, Timeout, TimeoutExpired, spawn, wait_fds
 from greensched._core._hub import get_hub
-
-
+from tests.util import drain, fill, parked
 
 
 def registered_events(fd: int) -> int:

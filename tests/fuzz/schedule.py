@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import random
 import sys
-from types import FrameType
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 import greensched
 from greensched._core._hub import get_hub
@@ -56,7 +57,7 @@ class Schedule:
     def _draw(self) -> int:
         return self.rng.randint(1, 2 * self.mean)
 
-    def global_trace(self, frame: FrameType, event: str, arg: Any) -> Optional[Callable[..., Any]]:
+    def global_trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if self.preemptor._deciding:
             return None  # the handler's own helpers (dis, via _safepoints): not the workload
         name = frame.f_globals.get("__name__") or ""

@@ -12,8 +12,9 @@ number of live timers.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import greensched
 from greensched._core._hub import get_hub

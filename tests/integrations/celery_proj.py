@@ -27,9 +27,13 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     # A killed worker's unacknowledged acks_late tasks come back after this long.
-    broker_transport_options={"visibility_timeout": float(os.environ.get("GREENSCHED_CELERY_VISIBILITY", "3600"))},
-    task_soft_time_limit=float(os.environ["GREENSCHED_CELERY_SOFT_LIMIT"]) if os.environ.get("GREENSCHED_CELERY_SOFT_LIMIT") else None,
-    task_time_limit=float(os.environ["GREENSCHED_CELERY_HARD_LIMIT"]) if os.environ.get("GREENSCHED_CELERY_HARD_LIMIT") else None,
+    broker_transport_options={
+        "visibility_timeout": float(os.environ.get("GREENSCHED_CELERY_VISIBILITY", "3600")),
+    },
+    task_soft_time_limit=(float(os.environ["GREENSCHED_CELERY_SOFT_LIMIT"])
+                          if os.environ.get("GREENSCHED_CELERY_SOFT_LIMIT") else None),
+    task_time_limit=(float(os.environ["GREENSCHED_CELERY_HARD_LIMIT"])
+                     if os.environ.get("GREENSCHED_CELERY_HARD_LIMIT") else None),
     # AMQP heartbeats (RabbitMQ): the broker drops a connection that misses them.
     broker_heartbeat=float(os.environ.get("GREENSCHED_CELERY_HEARTBEAT", "120")),
 )
@@ -122,9 +126,10 @@ def block_soft_limited(seconds: float) -> dict[str, Any]:
 @app.task
 def environment() -> dict[str, Any]:
     """How the worker process is set up: were the app's imports green, which loop runs."""
-    import greensched
     import kombu.utils.functional
     from kombu.utils.compat import detect_environment
+
+    import greensched
 
     return {
         "socket_green_at_app_import": _AT_IMPORT["socket"] is not greensched.original("socket", "socket"),

@@ -11,12 +11,19 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
-from tests.servers.real import Server, ServerMissing, start_mariadb, start_postgres, start_rabbitmq, start_redis
+from tests.servers.real import (
+    Server,
+    ServerMissing,
+    start_mariadb,
+    start_postgres,
+    start_rabbitmq,
+    start_redis,
+)
 
 
 def _serve(factory: Callable[[Path], Server], kind: str) -> Iterator[Server]:

@@ -2,7 +2,8 @@
 
 Each worker is the venv's plain ``celery`` command, started the documented way::
 
-    CELERY_CUSTOM_WORKER_POOL=greensched.celery:TaskPool celery -A tests.integrations.celery_proj worker --pool=custom -c 200
+    CELERY_CUSTOM_WORKER_POOL=greensched.celery:TaskPool \
+        celery -A tests.integrations.celery_proj worker --pool=custom -c 200
 
 with redis-server (the ``redis_server`` fixture) as broker and result backend. The
 client is this (unpatched) test process. One worker (``-c 200``) serves most checks,
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ class Worker:
     """A ``celery worker`` child process with its log in a file."""
 
     def __init__(self, name: str, broker: str, tmp: Path, *args: str,
-                 env: Optional[dict[str, str]] = None, pool_args: tuple[str, ...] = ("--pool=custom",)) -> None:
+                 env: dict[str, str] | None = None, pool_args: tuple[str, ...] = ("--pool=custom",)) -> None:
         self.name = f"{name}@greensched-test"
         self.log = tmp / f"{name}.log"
         full_env = dict(os.environ)
@@ -65,7 +66,7 @@ class Worker:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self) -> "Worker":
+    def wait_ready(self) -> Worker:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         while time.monotonic() < deadline:
             if f"{self.name} ready." in self.output():
@@ -79,9 +80,10 @@ class Worker:
     def wait_exit(self, timeout: float) -> int:
         try:
             return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as err:
             self.kill()
-            raise AssertionError(f"worker {self.name} did not exit in {timeout} s; log:\n{self.output()[-4000:]}")
+            raise AssertionError(
+                f"worker {self.name} did not exit in {timeout} s; log:\n{self.output()[-4000:]}") from err
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -250,7 +252,7 @@ def test_c_d_io_tasks_and_ping_flow_beside_a_cpu_bound_task(worker: Worker) -> N
             pings.append(_ping(worker.name))
         else:
             time.sleep(0.1)
-    latencies = [r.get(timeout=10) - sent for r, sent in zip(results, sends)]
+    latencies = [r.get(timeout=10) - sent for r, sent in zip(results, sends, strict=True)]
     assert hog.state == "STARTED", "the CPU-bound task ended before the check did: no overlap"
     print(f"(c) short tasks beside a CPU-bound one: worst {max(latencies):.3f} s; "
           f"(d) ping: worst {max(pings):.3f} s")

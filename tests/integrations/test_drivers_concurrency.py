@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -42,7 +42,7 @@ def servers_json(postgres: Server, mariadb: Server, redis: Server) -> str:
     })
 
 
-def run_waits(servers: str, drivers: list[str], env: Optional[dict[str, str]] = None,
+def run_waits(servers: str, drivers: list[str], env: dict[str, str] | None = None,
               timeout: float = 120.0) -> dict[str, dict[str, Any]]:
     """Run the child program for ``drivers``; its JSON line for each, by driver name."""
     import os
@@ -57,7 +57,8 @@ def run_waits(servers: str, drivers: list[str], env: Optional[dict[str, str]] = 
 
 
 @pytest.fixture(scope="module")
-def measured(postgres_server: Server, mariadb_server: Server, redis_server: Server) -> dict[str, dict[str, Any]]:
+def measured(postgres_server: Server, mariadb_server: Server,
+             redis_server: Server) -> dict[str, dict[str, Any]]:
     return run_waits(servers_json(postgres_server, mariadb_server, redis_server), DRIVERS + POOLS)
 
 

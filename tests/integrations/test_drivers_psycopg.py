@@ -115,7 +115,8 @@ def test_psycopg2_connect_execute_fetch_notify_park_and_copy_is_refused(tmp_path
         """))
 
 
-def test_psycopg2_timeout_and_kill_cancel_the_query_on_the_server(tmp_path: Path, postgres_server: Server) -> None:
+def test_psycopg2_timeout_and_kill_cancel_the_query_on_the_server(tmp_path: Path,
+                                                                  postgres_server: Server) -> None:
     ok(run_child(tmp_path, postgres_server, """
         import psycopg2
         other = psycopg2.connect(URL)
@@ -174,7 +175,8 @@ def test_psycopg2_timeout_and_kill_cancel_the_query_on_the_server(tmp_path: Path
         """))
 
 
-def test_psycopg2_imported_before_patch_all_gets_the_callback(tmp_path: Path, postgres_server: Server) -> None:
+def test_psycopg2_imported_before_patch_all_gets_the_callback(tmp_path: Path,
+                                                              postgres_server: Server) -> None:
     ok(run_child(tmp_path, postgres_server, before="import psycopg2, psycopg2.extensions\n", body="""
         from greensched.monkey import _psycopg
         assert psycopg2.extensions.get_wait_callback() is _psycopg.wait_callback
@@ -185,7 +187,8 @@ def test_psycopg2_imported_before_patch_all_gets_the_callback(tmp_path: Path, po
         """))
 
 
-def test_the_import_hook_leaves_once_every_awaited_module_is_in(tmp_path: Path, postgres_server: Server) -> None:
+def test_the_import_hook_leaves_once_every_awaited_module_is_in(tmp_path: Path,
+                                                                postgres_server: Server) -> None:
     ok(run_child(tmp_path, postgres_server, """
         from greensched.monkey._postimport import _finder
         drivers = lambda: {"psycopg", "psycopg2"} & set(_finder.hooks)
@@ -282,7 +285,8 @@ def test_psycopg_connect_execute_fetch_copy_pipeline_and_notifies_park(
             assert [c.fetchone()[0] for c in cursors] == list(range(200))
             conn.execute("SELECT pg_sleep(0.3)")
             conn.commit()
-        with psycopg.connect(URL, autocommit=True) as listener, psycopg.connect(URL, autocommit=True) as sender:
+        with (psycopg.connect(URL, autocommit=True) as listener,
+              psycopg.connect(URL, autocommit=True) as sender):
             listener.execute("LISTEN greensched")
             def notify():
                 time.sleep(0.2)
@@ -306,7 +310,8 @@ def test_psycopg_timeout_and_kill_cancel_the_query_and_keep_the_connection(
         import psycopg
         from psycopg.pq import TransactionStatus
         other = psycopg.connect(URL, autocommit=True)
-        activity = lambda pid: other.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        def activity(pid):
+            return other.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
 
         conn = psycopg.connect(URL, autocommit=True)
         pid = conn.info.backend_pid

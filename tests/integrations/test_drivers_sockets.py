@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -103,12 +103,14 @@ def test_redis_commands_blpop_pubsub_pipeline_and_pool(tmp_path: Path, redis_ser
 
         # 50 clients, one pool of 50: 50 server-side waits of 0.3 s overlap.
         pool = redis.ConnectionPool.from_url(URL, max_connections=50)
-        results, elapsed = together(lambda i: redis.Redis(connection_pool=pool).blpop([f"e{i}"], timeout=0.3), 50)
+        results, elapsed = together(
+            lambda i: redis.Redis(connection_pool=pool).blpop([f"e{i}"], timeout=0.3), 50)
         assert results == [None] * 50 and elapsed < 1.5, elapsed
 
         # A BlockingConnectionPool of 3 shared by 9 threads: checkout parks, three rounds.
         blocking = redis.BlockingConnectionPool.from_url(URL, max_connections=3, timeout=10)
-        results, elapsed = together(lambda i: redis.Redis(connection_pool=blocking).blpop([f"b{i}"], timeout=0.2), 9)
+        results, elapsed = together(
+            lambda i: redis.Redis(connection_pool=blocking).blpop([f"b{i}"], timeout=0.2), 9)
         assert results == [None] * 9 and 0.55 < elapsed < 2.0, elapsed
 
         # redis-py's own socket timeout still means what it says.

@@ -15,14 +15,14 @@ import socket as stdsocket
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
 from greensched import Event, spawn
-from greensched.net import dns
-from greensched.net import socket as gsocket
+from greensched.net import dns, socket as gsocket
 
 
 class _Resolver:
@@ -108,7 +108,8 @@ def test_numeric_getaddrinfo_matches_the_stdlib(args: tuple[Any, ...], resolver:
     ours = outcome(lambda: dns.getaddrinfo(*args))
     where = resolver.threads("socket.getaddrinfo")
     assert ours == outcome(lambda: stdsocket.getaddrinfo(*args))
-    if ours[0] == "returned" and args[0] != "127.1" and not (len(args) > 5 and args[5] & stdsocket.AI_CANONNAME):
+    if ours[0] == "returned" and args[0] != "127.1" and not (len(args) > 5
+                                                             and args[5] & stdsocket.AI_CANONNAME):
         assert where == {"main"}  # answered at once, without a thread
 
 

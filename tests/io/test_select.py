@@ -14,16 +14,17 @@ import select
 import selectors
 import socket
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 import greensched
-from tests.util import drain, fill, parked
 from greensched import Event, GreenThread, Timeout, TimeoutExpired, spawn
 from greensched._core._hub import get_hub
 from greensched.net import select as green
+from tests.util import drain, fill, parked
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -116,7 +117,8 @@ def test_implements_lists_name_real_objects_and_nothing_is_patched() -> None:
 # -- select.select: answers ----------------------------------------------------------------------
 
 
-def test_select_results_match_the_stdlib(pair: tuple[socket.socket, socket.socket], pipe: tuple[int, int]) -> None:
+def test_select_results_match_the_stdlib(pair: tuple[socket.socket, socket.socket],
+                                         pipe: tuple[int, int]) -> None:
     """Same ready objects, same identity, same order, duplicates kept, ints and objects mixed."""
     a, b = pair
     r, w = pipe
@@ -136,7 +138,7 @@ def test_select_results_match_the_stdlib(pair: tuple[socket.socket, socket.socke
         for timeout in (0, 0.0, 5, None) if any(expected) else (0, 0.0):
             got = green.select(rlist, wlist, xlist, timeout)
             assert got == expected
-            assert all(x is y for g, e in zip(got, expected) for x, y in zip(g, e))
+            assert all(x is y for g, e in zip(got, expected, strict=True) for x, y in zip(g, e, strict=True))
             assert type(got) is tuple and all(type(lst) is list for lst in got)
 
 
@@ -222,7 +224,8 @@ def test_select_on_a_closed_fd_is_ebadf(pipe: tuple[int, int]) -> None:
     dead_r, dead_w = os.pipe()
     os.close(dead_r)
     os.close(dead_w)
-    assert_same_error(lambda: green.select([r, dead_r], [], [], 5), lambda: select.select([r, dead_r], [], [], 0))
+    assert_same_error(lambda: green.select([r, dead_r], [], [], 5),
+                      lambda: select.select([r, dead_r], [], [], 0))
     assert raised(lambda: green.select([r], [], [dead_w], 5)).errno == errno.EBADF  # type: ignore[attr-defined]
     assert waiting() == 0
 
@@ -270,7 +273,8 @@ def test_many_green_threads_selecting_on_one_fd_all_wake(pair: tuple[socket.sock
     assert waiting() == 0
 
 
-def test_select_parks_again_when_another_thread_took_the_data(pair: tuple[socket.socket, socket.socket]) -> None:
+def test_select_parks_again_when_another_thread_took_the_data(
+        pair: tuple[socket.socket, socket.socket]) -> None:
     """Woken, but the bytes are gone: not ready any more, so it waits on."""
     a, b = pair
     a.setblocking(False)
@@ -285,7 +289,8 @@ def test_select_parks_again_when_another_thread_took_the_data(pair: tuple[socket
     assert waiter.result(timeout=10) == ([a], [], [])
 
 
-def test_killing_a_thread_parked_in_select_leaves_nothing(pair: tuple[socket.socket, socket.socket], pipe: tuple[int, int]) -> None:
+def test_killing_a_thread_parked_in_select_leaves_nothing(pair: tuple[socket.socket, socket.socket],
+                                                          pipe: tuple[int, int]) -> None:
     a, b = pair
     r, w = pipe
     fill(a)
@@ -346,7 +351,8 @@ def both_polls() -> tuple[Any, Any]:
     return green.poll(), select.poll()
 
 
-def test_poll_results_match_the_stdlib(pair: tuple[socket.socket, socket.socket], pipe: tuple[int, int]) -> None:
+def test_poll_results_match_the_stdlib(pair: tuple[socket.socket, socket.socket],
+                                       pipe: tuple[int, int]) -> None:
     a, b = pair
     r, w = pipe
     fill(b)
@@ -476,7 +482,8 @@ def test_many_green_threads_polling_one_fd_all_wake(pipe: tuple[int, int]) -> No
     assert waiting() == 0
 
 
-def test_killing_a_thread_parked_in_poll_leaves_nothing(pair: tuple[socket.socket, socket.socket], pipe: tuple[int, int]) -> None:
+def test_killing_a_thread_parked_in_poll_leaves_nothing(pair: tuple[socket.socket, socket.socket],
+                                                        pipe: tuple[int, int]) -> None:
     a, b = pair
     fill(a)
     r, w = pipe
@@ -551,7 +558,9 @@ def key_view(ready: list[tuple[selectors.SelectorKey, int]]) -> list[tuple[Any, 
     [(green.GreenSelector, selectors.PollSelector), (green.GreenSelectSelector, selectors.SelectSelector)],
     ids=["poll", "select"],
 )
-def test_selector_results_match_the_stdlib(green_cls: Any, stdlib_cls: Any, pair: tuple[socket.socket, socket.socket], pipe: tuple[int, int]) -> None:
+def test_selector_results_match_the_stdlib(green_cls: Any, stdlib_cls: Any,
+                                           pair: tuple[socket.socket, socket.socket],
+                                           pipe: tuple[int, int]) -> None:
     a, b = pair
     r, w = pipe
     fill(b)
@@ -576,7 +585,8 @@ def test_selector_results_match_the_stdlib(green_cls: Any, stdlib_cls: Any, pair
 @pytest.mark.parametrize("green_cls,stdlib_cls", [(green.GreenSelector, selectors.PollSelector),
                                                   (green.GreenSelectSelector, selectors.SelectSelector)],
                          ids=["poll", "select"])
-def test_selector_bookkeeping_errors_match_the_stdlib(green_cls: Any, stdlib_cls: Any, pair: tuple[socket.socket, socket.socket]) -> None:
+def test_selector_bookkeeping_errors_match_the_stdlib(green_cls: Any, stdlib_cls: Any,
+                                                      pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
     gs, ss = green_cls(), stdlib_cls()
     for s in (gs, ss):
@@ -655,7 +665,8 @@ def test_many_selectors_on_one_fd_all_wake(pipe: tuple[int, int]) -> None:
     assert waiting() == 0
 
 
-def test_killing_a_thread_parked_in_a_selector_leaves_nothing(pair: tuple[socket.socket, socket.socket], pipe: tuple[int, int]) -> None:
+def test_killing_a_thread_parked_in_a_selector_leaves_nothing(pair: tuple[socket.socket, socket.socket],
+                                                              pipe: tuple[int, int]) -> None:
     a, b = pair
     r, w = pipe
     fill(a)
@@ -670,7 +681,8 @@ def test_killing_a_thread_parked_in_a_selector_leaves_nothing(pair: tuple[socket
             assert waiting() == 0
 
 
-def test_selector_sees_a_registration_made_by_another_thread(pipe: tuple[int, int], pair: tuple[socket.socket, socket.socket]) -> None:
+def test_selector_sees_a_registration_made_by_another_thread(
+        pipe: tuple[int, int], pair: tuple[socket.socket, socket.socket]) -> None:
     """A registration made while select() waits counts from its next check on."""
     r, w = pipe
     a, b = pair

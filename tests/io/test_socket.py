@@ -16,7 +16,8 @@ import socket as stdsocket
 import tempfile
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -266,7 +267,8 @@ def test_sendfile_of_a_temp_file(listener: gsocket.socket) -> None:
 
 
 @pytest.mark.parametrize("how", ["recv", "accept", "sendall"])
-def test_close_from_another_green_thread_wakes_the_waiter_with_ebadf(how: str, listener: gsocket.socket) -> None:
+def test_close_from_another_green_thread_wakes_the_waiter_with_ebadf(how: str,
+                                                                     listener: gsocket.socket) -> None:
     client, server = connected(listener)
     target = {"recv": server, "accept": listener, "sendall": client}[how]
     call = {
@@ -444,5 +446,6 @@ def test_implements_lists_every_name() -> None:
     assert issubclass(gsocket.socket, stdsocket.socket)
     for name in ["create_connection", "create_server", "socketpair", "fromfd"]:
         assert inspect.signature(getattr(gsocket, name)) == inspect.signature(getattr(stdsocket, name))
-    assert inspect.signature(gsocket.socket).parameters.keys() == inspect.signature(stdsocket.socket).parameters.keys()
+    assert (inspect.signature(gsocket.socket).parameters.keys()
+            == inspect.signature(stdsocket.socket).parameters.keys())
     assert stdsocket.socket.__name__ == "socket" and gsocket.socket.__name__ == "socket"

@@ -13,7 +13,8 @@ import math
 import socket as stdsocket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

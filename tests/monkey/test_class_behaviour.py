@@ -23,10 +23,12 @@ from tests.util import run_python
 
 #: (module, attribute) -> why the green object's __name__ differs from the original's.
 NAME_EXCEPTIONS = {
-    ("_thread", "start_new"): "a deprecated alias: the original is itself start_new_thread under another name",
+    ("_thread", "start_new"):
+        "a deprecated alias: the original is itself start_new_thread under another name",
     ("_thread", "_local"): "the same class as threading.local, greensched.local",
     ("threading", "local"): "_thread._local's name; ours is greensched.local",
-    ("threading", "Lock"): "the original is the factory function allocate_lock (3.11/3.12); ours is the class",
+    ("threading", "Lock"):
+        "the original is the factory function allocate_lock (3.11/3.12); ours is the class",
     ("threading", "_allocate_lock"): "the same as threading.Lock",
     ("threading", "excepthook"): "the original is _thread._excepthook; ours wraps it",
     ("threading", "_DummyThread"): "a subclass of the original (_GreenDummyThread), installed under its name",
@@ -35,7 +37,8 @@ NAME_EXCEPTIONS = {
     ("selectors", "SelectSelector"): "GreenSelectSelector: SelectSelector's rules (no regular files) "
                                      "over the green poller",
     # 3.13+: threading's copies of the thread-handle machinery
-    ("threading", "_ThreadHandle"): "greensched's ThreadHandle class, installed under threading's private name",
+    ("threading", "_ThreadHandle"):
+        "greensched's ThreadHandle class, installed under threading's private name",
     ("threading", "_make_thread_handle"): "make_thread_handle, installed under threading's private name",
     ("threading", "_thread_shutdown"): "thread_shutdown, installed as threading's copy of _thread._shutdown",
 }
@@ -84,8 +87,10 @@ for (owner, name), old in sorted(_registry._originals.items()):
            "old_name": getattr(old, "__name__", None), "new_name": getattr(new, "__name__", None),
            "callable": callable(old) and callable(new)}
     if isinstance(old, type):
-        row["old_subscript"], row["new_subscript"] = subscriptable(old), isinstance(new, type) and subscriptable(new)
-        row["old_subclass"], row["new_subclass"] = subclassable(old), isinstance(new, type) and subclassable(new)
+        row["old_subscript"] = subscriptable(old)
+        row["new_subscript"] = isinstance(new, type) and subscriptable(new)
+        row["old_subclass"] = subclassable(old)
+        row["new_subclass"] = isinstance(new, type) and subclassable(new)
     if row["callable"]:
         row["old_sig"], row["new_sig"] = signature(old), signature(new)
     rows.append(row)
@@ -101,7 +106,7 @@ def accepts(new: object, old: list[list[str]]) -> bool:
     """
     if not isinstance(new, list) or len(new) != len(old):
         return False
-    for (new_kind, new_name), (old_kind, old_name) in zip(new, old):
+    for (new_kind, new_name), (old_kind, old_name) in zip(new, old, strict=True):
         if old_kind == "POSITIONAL_ONLY":
             if new_kind not in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD"):
                 return False
@@ -148,7 +153,8 @@ def test_the_name_exceptions_are_all_still_needed() -> None:
     stale = (set(NAME_EXCEPTIONS) & here) - differing
     assert not stale, stale
     sig_differing = {(r["owner"], r["name"]) for r in rows
-                     if r["callable"] and r["old_sig"] is not None and not accepts(r["new_sig"], r["old_sig"])}
+                     if r["callable"] and r["old_sig"] is not None
+                     and not accepts(r["new_sig"], r["old_sig"])}
     stale = (set(SIGNATURE_EXCEPTIONS) & here) - sig_differing
     if sys.version_info >= (3, 13):  # before 3.13 _thread._local has no signature at all
         assert not stale, stale

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -41,7 +41,8 @@ def test_patch_all_is_idempotent_and_keeps_the_originals() -> None:
         greensched.patch_all()
         assert time.sleep is green_sleep and time.sleep is not c_sleep
         assert original("time", "sleep") is c_sleep
-        assert is_patched("time", "sleep") and is_patched("socket") and is_patched("os", "waitpid") and not is_patched("json")
+        assert is_patched("time", "sleep") and is_patched("socket") and is_patched("os", "waitpid")
+        assert not is_patched("json")
         assert "create_connection" in patched_names("socket")
         assert socket.socket is not original("socket", "socket")
         with warnings.catch_warnings(record=True) as caught:

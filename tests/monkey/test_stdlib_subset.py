@@ -40,7 +40,8 @@ def test_stdlib_subset_passes_as_much_patched_as_unpatched(tmp_path: Path) -> No
         # how it failed, so a pattern shows up in CI logs, but don't fail on it.
         for mode, result in (("unpatched", plain), ("patched", patched)):
             for test_id, traceback in result.get("flaky", {}).items():
-                warnings.warn(f"{test_id} failed once {mode} and passed when rerun:\n{traceback}")
+                warnings.warn(f"{test_id} failed once {mode} and passed when rerun:\n{traceback}",
+                              stacklevel=1)
         failing = {test_id: patched["tracebacks"].get(test_id, "") for test_id in patched["failing"]}
         # Excluded: tests that cannot pass by design, each with its reason in
         # tools/stdlib_exclusions.txt; everything else that passes plain passes patched.

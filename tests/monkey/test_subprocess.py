@@ -341,7 +341,8 @@ def test_a_green_pipe_given_to_another_child_reaches_it_blocking() -> None:
         print(p2.communicate()[0], p1.wait(), p2.returncode)
         p3 = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         CHILD = "import os, sys; print(os.get_blocking(1), flush=True)"
-        print(subprocess.run([sys.executable, "-c", CHILD], stdout=p3.stdin, stderr=subprocess.STDOUT).returncode)
+        print(subprocess.run([sys.executable, "-c", CHILD], stdout=p3.stdin,
+                             stderr=subprocess.STDOUT).returncode)
         p3.stdin.close()
         print(p3.stdout.read(), p3.wait())
         """

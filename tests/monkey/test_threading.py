@@ -5,10 +5,6 @@ Each test runs a snippet in a fresh interpreter that patches first, as a user wo
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
 from tests.util import run_python
 
 PATCH = "import greensched\ngreensched.patch_all()\n"
@@ -71,7 +67,8 @@ def test_excepthook_reports_thread_errors(tmp_path: object) -> None:
         """
 import threading
 seen = []
-threading.excepthook = lambda args: seen.append((args.exc_type.__name__, str(args.exc_value), args.thread.name))
+threading.excepthook = lambda args: seen.append(
+    (args.exc_type.__name__, str(args.exc_value), args.thread.name))
 t = threading.Thread(target=lambda: 1 / 0, name="divider")
 t.start(); t.join()
 print(seen)

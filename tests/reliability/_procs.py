@@ -14,7 +14,7 @@ import resource
 import subprocess
 import sys
 import textwrap
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -30,7 +30,7 @@ if _soft < _want:
 """
 
 
-def child_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("GREENSCHED_PREEMPT", None)
     env.pop("GREENSCHED_SLICE_MS", None)
@@ -54,7 +54,7 @@ def script(code: str, fds: int = 0) -> str:
     return prefix + textwrap.dedent(code)
 
 
-def start(code: str, fds: int = 0, env: Optional[dict[str, str]] = None,
+def start(code: str, fds: int = 0, env: dict[str, str] | None = None,
           stdin: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     """Start ``code`` in a fresh interpreter; stdout and stderr are pipes."""
     return subprocess.Popen(
@@ -144,7 +144,8 @@ def start_echo_server(fds: int) -> tuple[subprocess.Popen[str], int]:
     line = proc.stdout.readline()
     if not line.startswith("port "):
         stop(proc)
-        raise AssertionError(f"echo server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        errors = proc.stderr.read() if proc.stderr else ""
+        raise AssertionError(f"echo server did not start: {line!r} {errors}")
     return proc, int(line.split()[1])
 
 
@@ -154,7 +155,7 @@ def finish_echo_server(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return report(out)
 
 
-def run_child(code: str, fds: int = 0, env: Optional[dict[str, str]] = None,
+def run_child(code: str, fds: int = 0, env: dict[str, str] | None = None,
               timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run ``code`` to completion in a fresh interpreter; capture its output."""
     return subprocess.run(

@@ -281,7 +281,8 @@ while len(hub._threads) > before["threads"] and time.monotonic() < deadline:
     greensched.sleep(0.01)
 after = counts()
 print(json.dumps({{"connections": TOTAL, "seconds": round(elapsed, 2), "before": before, "after": after,
-                  "killed_before_start": sum(1 for c in clients if c.done() and c._killed) - outcome["killed"],
+                  "killed_before_start":
+                      sum(1 for c in clients if c.done() and c._killed) - outcome["killed"],
                   **outcome, "other": outcome["other"][:10], "n_other": len(outcome["other"])}}))
 """
 

@@ -6,8 +6,8 @@ outside that interrupts whatever syscall the process is in with EINTR (the hub's
 epoll_wait, a socket call, a pipe read in subprocess). On top, two CPU hogs keep
 the 1 ms preemption tick running, so SIGALRM interrupts too. Meanwhile green
 threads do socket transfers, sleeps, select, lock and queue waits with timeouts,
-and subprocess calls, and unpatched (OS-blocking) sleep and select; each checks its result and that every timeout took at least
-as long as asked (and not much longer).
+and subprocess calls, and unpatched (OS-blocking) sleep and select; each checks its
+result and that every timeout took at least as long as asked (and not much longer).
 """
 
 from __future__ import annotations

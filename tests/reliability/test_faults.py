@@ -2,8 +2,9 @@
 resets mid-transfer, a server that accepts and never answers.
 
 tests/io/test_socket.py covers a close under a parked recv, accept and sendall.
-Here: the same for waits with a timeout, recv_into and a connect in progress; resets compared with plain blocking stdlib sockets run in an
-OS thread; and timeouts against a silent server, one client and a hundred at once.
+Here: the same for waits with a timeout, recv_into and a connect in progress; resets
+compared with plain blocking stdlib sockets run in an OS thread; and timeouts against a
+silent server, one client and a hundred at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import socket as stdsocket
 import struct
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -86,15 +88,20 @@ def test_close_under_a_waiter_raises_oserror_promptly(how: str, silent_server: t
         if how == "connect":
             address = full_backlog_address(closers)
             sock = gsocket.socket()
-            call: Callable[[], Any] = lambda: sock.connect(address)
+
+            def call() -> Any:
+                return sock.connect(address)
         else:
             sock = gsocket.create_connection(silent_server, timeout=60 if "timeout" in how else None)
             if how == "sendall-with-timeout":
-                call = lambda: sock.sendall(b"x" * (64 << 20))  # nobody reads: parks
+                def call() -> Any:
+                    return sock.sendall(b"x" * (64 << 20))  # nobody reads: parks
             elif how == "recv_into":
-                call = lambda: sock.recv_into(bytearray(100))
+                def call() -> Any:
+                    return sock.recv_into(bytearray(100))
             else:
-                call = lambda: sock.recv(100)
+                def call() -> Any:
+                    return sock.recv(100)
         closers.append(sock)
         waiter = spawn(call)
         wait_parked(waiter)

@@ -17,7 +17,8 @@ import socket as stdsocket
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

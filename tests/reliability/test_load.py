@@ -11,7 +11,13 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability._procs import (
-    finish_echo_server, need_fds, report, run_child, show, start_echo_server, stop,
+    finish_echo_server,
+    need_fds,
+    report,
+    run_child,
+    show,
+    start_echo_server,
+    stop,
 )
 
 #: N green clients, all connected at once (a barrier), then each sends its payload

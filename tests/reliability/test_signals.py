@@ -65,7 +65,8 @@ except KeyboardInterrupt:
         raise
     for t in workers:
         t.kill()
-    print(json.dumps({{"finals": sorted(finals), "alive": [t.name for t in workers if not t.done()]}}), flush=True)
+    alive = [t.name for t in workers if not t.done()]
+    print(json.dumps({{"finals": sorted(finals), "alive": alive}}), flush=True)
     sys.exit(0)
 print("no interrupt", flush=True)
 sys.exit(3)
@@ -79,7 +80,8 @@ MAIN_WAITS = {
 }
 
 
-def signal_when_ready(code: str, sig: int, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], float]:
+def signal_when_ready(code: str, sig: int,
+                      env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], float]:
     """Start ``code``; once it printed "ready", send it ``sig``; return the exited child
     and the seconds from the signal to its exit."""
     proc = start("import json\n" + code, env=env, stdin=subprocess.DEVNULL)
@@ -138,7 +140,8 @@ def test_ctrl_c_caught_in_main_lets_it_shut_the_workers_down() -> None:
     assert proc.returncode == 0, err[-2000:]
     caught, shutdown = (json.loads(line) for line in out.splitlines()[-2:])
     assert caught["caught_in"] == "MainThread" and caught["after"] < 5.0
-    assert shutdown == {"finals": sorted(["recv", "lock", "queue", "sleep", "event", "wait_fds"]), "alive": []}
+    assert shutdown == {"finals": sorted(["recv", "lock", "queue", "sleep", "event", "wait_fds"]),
+                        "alive": []}
     assert elapsed < 5.0
 
 
@@ -168,7 +171,8 @@ counts = [h.result(5) for h in hogs]
 for s in sleepers:
     s.kill()
 stats = greensched.stats()
-print(json.dumps({{"handled": ok, "calls": len(seen), "main_woke_after_handler": round(woke - seen[0], 4) if seen else None,
+print(json.dumps({{"handled": ok, "calls": len(seen),
+                  "main_woke_after_handler": round(woke - seen[0], 4) if seen else None,
                   "hog_counts": counts, "preemptions": stats["preemptions"]}}), flush=True)
 """
 

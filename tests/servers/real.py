@@ -31,7 +31,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 __all__ = [
     "Server", "ServerMissing", "find_binary", "free_port",
@@ -96,7 +95,7 @@ def find_binary(name: str, package: str, extra_dirs: tuple[str, ...] = ()) -> st
     )
 
 
-def _run_as(user: Optional[str]) -> dict[str, object]:
+def _run_as(user: str | None) -> dict[str, object]:
     """Popen arguments that drop from root to ``user`` (nothing when not root)."""
     if user is None or os.geteuid() != 0:
         return {}
@@ -104,7 +103,7 @@ def _run_as(user: Optional[str]) -> dict[str, object]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _system_user(candidates: tuple[str, ...]) -> Optional[str]:
+def _system_user(candidates: tuple[str, ...]) -> str | None:
     """The first of ``candidates`` that exists, when running as root (None otherwise)."""
     if os.geteuid() != 0:
         return None
@@ -117,7 +116,7 @@ def _system_user(candidates: tuple[str, ...]) -> Optional[str]:
     return "nobody"
 
 
-def _give(path: Path, user: Optional[str]) -> None:
+def _give(path: Path, user: str | None) -> None:
     if user is not None:
         entry = pwd.getpwnam(user)
         for root, dirs, files in os.walk(path):
@@ -141,7 +140,8 @@ def _wait_port(server: Server, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.05)
     server.stop()
-    raise RuntimeError(f"{server.kind} did not listen on {server.port} within {timeout} s:\n{server.log_tail()}")
+    raise RuntimeError(
+        f"{server.kind} did not listen on {server.port} within {timeout} s:\n{server.log_tail()}")
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
@@ -290,7 +290,8 @@ def start_rabbitmq(base: Path) -> Server:
     """
     # The script itself, not Debian's /usr/sbin wrapper: the wrapper switches to the
     # rabbitmq user, who cannot write to a root-owned temp dir; the server runs as us.
-    direct = [path for pattern in _RABBIT_DIRS for path in sorted(glob.glob(os.path.join(pattern, "rabbitmq-server")))
+    direct = [path for pattern in _RABBIT_DIRS
+              for path in sorted(glob.glob(os.path.join(pattern, "rabbitmq-server")))
               if os.access(path, os.X_OK)]
     binary = direct[0] if direct else find_binary("rabbitmq-server", "rabbitmq-server")
     base.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,8 @@ def main(argv: list[str]) -> int:
                     key = f"{side}:{key}"
                 runs.setdefault(key, []).append(value)
     median = {k: statistics.median(v) for k, v in runs.items()}
-    print(f"| direction | greensched | round trips/s | OS threads | round trips/s | ratio (goal ≥{GOAL:g}×) |")
+    print("| direction | greensched | round trips/s | OS threads | round trips/s "
+          f"| ratio (goal ≥{GOAL:g}×) |")
     print("|---|---|---:|---|---:|---:|")
     for green, threads, what in PAIRS:
         ratio = median[green] / median[threads]

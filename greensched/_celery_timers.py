@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
 from kombu.asynchronous import timer as _kombu_timer
 
@@ -33,7 +34,7 @@ __all__ = ["Deadlines", "Limited", "ShutdownWatch", "Timer", "flag_set"]
 _UNSTICK_AFTER_S = 3.0
 
 
-class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hints
+class Timer(_kombu_timer.Timer):
     """Celery's timer (ETA and countdown tasks, heartbeats) on green sleeps.
 
     Each entry sleeps on a green thread of its own until it is due, then runs; a
@@ -41,7 +42,7 @@ class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hint
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # kombu's are unannotated
         self._pending: dict[Any, tuple[float, int, GreenThread]] = {}
 
     def _enter(self, eta: float, priority: int, entry: Any, push: Any = None) -> Any:
@@ -58,7 +59,7 @@ class Timer(_kombu_timer.Timer):  # type: ignore[misc]  # kombu has no type hint
             if self._pending.get(entry, (0, 0, None))[2] is current_thread():
                 del self._pending[entry]
             if not entry.canceled:
-                self.apply_entry(entry)
+                self.apply_entry(entry)  # type: ignore[no-untyped-call]  # kombu's, unannotated
         except GreenThreadExit:
             pass
 
@@ -92,8 +93,8 @@ mark_root(Timer._fire)
 class Limited(Protocol):
     """What the deadline keeper reads of a job (the pool's ``_Job``)."""
 
-    soft: Optional[float]
-    hard: Optional[float]
+    soft: float | None
+    hard: float | None
     finished: bool
 
 
@@ -112,8 +113,8 @@ class Deadlines:
         self._heap: list[tuple[float, int, str, Limited]] = []
         self._seq = itertools.count()
         self._wake = Event()
-        self._next: Optional[float] = None
-        self._thread: Optional[GreenThread] = None
+        self._next: float | None = None
+        self._thread: GreenThread | None = None
 
     def start(self) -> None:
         self._thread = GreenThread(target=self._run, name="celery-time-limits", daemon=True)
@@ -183,11 +184,11 @@ class ShutdownWatch:
     call, we raise the timeout it asked for there; the loop then sees the flag.
     """
 
-    def __init__(self, main: Callable[[], Optional[GreenThread]]) -> None:
+    def __init__(self, main: Callable[[], GreenThread | None]) -> None:
         self._main = main
         #: Its own stop flag: it runs from `start` until `stop`, whatever else the pool does.
         self._watching = False
-        self._thread: Optional[GreenThread] = None
+        self._thread: GreenThread | None = None
 
     def start(self) -> None:
         self._watching = True
@@ -204,7 +205,7 @@ class ShutdownWatch:
     def _run(self) -> None:
         from celery.worker import state
 
-        flagged: Optional[float] = None
+        flagged: float | None = None
         while self._watching:
             try:
                 sleep(0.5)

@@ -32,7 +32,8 @@ import atexit
 import concurrent.futures
 import contextvars
 import os
-from typing import Any, Callable, Coroutine, Optional, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from . import GreenThread, GreenThreadExit, SimpleQueue, current_thread, sleep
 from .monkey._asyncio import EventLoop, HubSelector, Waiter, install, mark_root
@@ -48,7 +49,7 @@ install()
 _LINGER = 0.05
 
 
-def _waker(loop: asyncio.AbstractEventLoop) -> Optional[Callable[[], None]]:
+def _waker(loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
     """How a green thread of this OS thread wakes ``loop``: its selector's wakeup, or None
     for a green selector with no wakeup (``call_soon_threadsafe`` does it then).
 
@@ -69,7 +70,7 @@ def _waker(loop: asyncio.AbstractEventLoop) -> Optional[Callable[[], None]]:
     )
 
 
-def _schedule(loop: asyncio.AbstractEventLoop, wake: Optional[Callable[[], None]],
+def _schedule(loop: asyncio.AbstractEventLoop, wake: Callable[[], None] | None,
               callback: Callable[..., Any], *args: Any) -> None:
     """Run ``callback(*args)`` on ``loop`` soon, from another green thread of its OS thread."""
     if wake is None or loop.get_debug():
@@ -91,7 +92,7 @@ class _GreenCall:
     __slots__ = ("loop", "wake", "future", "func", "args", "kwargs", "context", "state",
                  "thread", "finished")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, wake: Optional[Callable[[], None]],
+    def __init__(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None] | None,
                  func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.loop = loop
         self.wake = wake
@@ -103,9 +104,9 @@ class _GreenCall:
         self.context = contextvars.copy_context()
         self.state = _PENDING
         #: The worker running it (while _RUNNING): the one a cancellation kills.
-        self.thread: Optional[GreenThread] = None
+        self.thread: GreenThread | None = None
         #: Made when the awaiting task is cancelled: done when the call has ended.
-        self.finished: Optional[asyncio.Future[None]] = None
+        self.finished: asyncio.Future[None] | None = None
 
     def run(self, thread: GreenThread) -> bool:
         """Run the call on ``thread``; hand the outcome to the loop. True if it was killed."""
@@ -162,7 +163,7 @@ class _Workers:
         self.idle = 0  # workers parked in jobs.get()
         self.alive = 0
         self.used = False  # a call came since the reaper last looked
-        self.reaper: Optional[GreenThread] = None
+        self.reaper: GreenThread | None = None
 
     def submit(self, call: _GreenCall) -> None:
         self.used = True
@@ -176,7 +177,7 @@ class _Workers:
             self.reaper = GreenThread(self._reap, name="greensched.asyncio reaper", daemon=True)
             self.reaper.start()
 
-    def _work(self, call: Optional[_GreenCall]) -> None:
+    def _work(self, call: _GreenCall | None) -> None:
         me = current_thread()
         jobs = self.jobs
         idle = False
@@ -265,9 +266,9 @@ class _SharedLoop:
     def __init__(self) -> None:
         self.loop = EventLoop()
         self.wake: Callable[[], None] = self.loop._selector.wakeup  # type: ignore[attr-defined]
-        self.thread: Optional[GreenThread] = None
+        self.thread: GreenThread | None = None
         self.in_flight = 0
-        self.idle_check: Optional[asyncio.TimerHandle] = None
+        self.idle_check: asyncio.TimerHandle | None = None
 
     def begin(self) -> None:
         """A `run_coroutine` call starts: make sure the loop runs."""
@@ -341,9 +342,9 @@ class _CoroCall:
     __slots__ = ("coro", "shared", "task", "ok", "value", "done")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], shared: _SharedLoop) -> None:
-        self.coro: Optional[Coroutine[Any, Any, Any]] = coro
+        self.coro: Coroutine[Any, Any, Any] | None = coro
         self.shared = shared
-        self.task: Optional[asyncio.Task[Any]] = None
+        self.task: asyncio.Task[Any] | None = None
         self.ok = False
         #: The coroutine's result, or its exception (CancelledError if it was cancelled).
         self.value: Any = None
@@ -393,7 +394,7 @@ class _CoroCall:
             self._end(False, asyncio.CancelledError())
 
 
-def run_coroutine(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None) -> T:
+def run_coroutine(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     """Run ``coro`` on this OS thread's shared loop; park until it is done; return its result.
 
     Re-raises the coroutine's exception. After ``timeout`` seconds (None: no limit) the

@@ -42,6 +42,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections import deque
+from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
@@ -56,13 +57,14 @@ with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SSL_ONLY_WARNING)
     patch_all()
 
-from . import Condition, Event, GreenThread, GreenThreadExit, current_thread, is_patched, original
-from . import sleep
+from . import Condition, Event, GreenThread, GreenThreadExit, current_thread, is_patched, original, sleep
+
 # Private, on purpose; it should become public API once the core's restructuring settles
 # (gunicorn.py, monkey/_threading.py use it too): the preemptor never switches while a
 # greensched frame is on the stack, so `TaskPool._run_job`, which calls task code, must be
 # declared an entry point, or a computing task would never be preempted.
 from ._core._preempt import mark_root
+
 # Integrations sit above the patches (docs/design.md §9): how long psycopg's cancel may take.
 from .monkey._psycopg import CANCEL_GRACE
 
@@ -270,7 +272,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         self._idle = Event()
         self._idle.set()
         self._deadlines = Deadlines(self._limit_reached, lambda: len(self._running))
-        self._main: Optional[GreenThread] = None
+        self._main: GreenThread | None = None
         self._watch = ShutdownWatch(lambda: self._main)
         #: Time limit reports being made (`_call_timeout_callback`): a warm stop awaits them.
         self._reporting: set[GreenThread] = set()
@@ -350,7 +352,8 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
         jobs = list(self._running.values())
         if not all(job.ended and now - job.ended_at >= _END_GRACE_S + _REKILL_INTERVAL_S for job in jobs):
             return False
-        logger.error("greensched pool: warm shutdown goes on without %d ended task(s) that have not returned: "
+        logger.error("greensched pool: warm shutdown goes on without %d ended task(s) that have not "
+                     "returned: "
                      "%r; abandoned at exit (daemon threads), as prefork would kill them", len(jobs), jobs)
         return True
 
@@ -469,7 +472,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
             if self._closing and not self._stopping:
                 self._deadlines.stop()  # on_stop could not wait: the last task stops it
 
-    def _end(self, job: _Job, count: bool = True, why: Optional[str] = "it was revoked") -> None:
+    def _end(self, job: _Job, count: bool = True, why: str | None = "it was revoked") -> None:
         """End a job's thread; its outcome is not reported (Celery has, or will redeliver).
 
         With ``why``, if it has not ended after its grace it is ended again and logged."""
@@ -488,7 +491,7 @@ class TaskPool(_base.BasePool):  # type: ignore[misc]  # Celery has no type hint
                 pass
             self._maybe_idle()
 
-    def _kill(self, job: _Job, why: Optional[str]) -> None:
+    def _kill(self, job: _Job, why: str | None) -> None:
         """End a started job's thread; with ``why``, end it again if it outlives its grace."""
         assert job.thread is not None
         job.ended = True

@@ -30,8 +30,9 @@ import _thread
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from time import monotonic
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, TextIO
 
 from ._core import _introspect, _preempt
 from ._core._hub import Hub, get_hub

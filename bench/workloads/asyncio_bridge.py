@@ -25,8 +25,9 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["measure", "fifty_runs", "SIZES"]
 

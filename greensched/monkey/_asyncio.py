@@ -24,9 +24,9 @@ And the loop's wait: a selector loop calls ``selector.select(timeout)`` when it 
 nothing to do. With the stdlib's epoll selector that blocks the OS thread and every
 green thread on it (under ``patch_all()`` the green ``DefaultSelector`` parks, but it
 registers every fd with the netpoller on every wait). Loops made after `install`
-without an explicit selector (or with a plain stdlib epoll one) get a `HubSelector`: a real epoll selector whose
-own fd (an epoll fd is readable when any fd in it is ready) is the one fd the hub's
-netpoller watches, so a wait costs the same whatever the number of sockets, and
+without an explicit selector (or with a plain stdlib epoll one) get a `HubSelector`:
+a real epoll selector whose own fd (an epoll fd is readable when any fd in it is
+ready) is the one fd the hub's netpoller watches, so a wait costs the same whatever the number of sockets, and
 `HubSelector.wakeup` lets another green thread of the same OS thread wake the loop
 without a syscall (the loop's ``call_soon_threadsafe`` writes its self-pipe).
 
@@ -43,13 +43,11 @@ import asyncio
 import os
 import selectors
 import sys
-from asyncio import events as _events
-from asyncio import selector_events as _selector_events
-from asyncio import tasks as _tasks
-from typing import Any, Callable, Optional
+from asyncio import events as _events, selector_events as _selector_events, tasks as _tasks
+from collections.abc import Callable
+from typing import Any
 
-from .._core._hub import _local as _hub_local
-from .._core._hub import get_hub
+from .._core._hub import _local as _hub_local, get_hub
 from .._core._netpoll import EVENT_READ
 from .._core._preempt import mark_root as mark_root  # for greensched.asyncio's thread bodies
 from ..local import local as _green_local
@@ -127,7 +125,7 @@ def _get_event_loop(stacklevel: int = 3) -> Any:
     return get_event_loop()
 
 
-_c_current_task: Optional[Callable[..., Any]] = None
+_c_current_task: Callable[..., Any] | None = None
 
 
 def current_task(loop: Any = None) -> Any:
@@ -196,7 +194,7 @@ class HubSelector(_HubSelectorBase):
         self._poked = False
         self._hub: Any = None
 
-    def select(self, timeout: Optional[float] = None) -> list[tuple[selectors.SelectorKey, int]]:
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if self._poked:  # woken while it was not parked: its caller has work to look at
             self._poked = False
             return super().select(0)  # type: ignore[no-any-return]
@@ -252,14 +250,14 @@ class EventLoop(asyncio.SelectorEventLoop):
     the default policy's loops are made like this anyway.
     """
 
-    def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
+    def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         super().__init__(selector if selector is not None else HubSelector())
 
 
 _loop_init: Callable[..., None] = _selector_events.BaseSelectorEventLoop.__init__
 
 
-def _loop_init_green(self: Any, selector: Optional[selectors.BaseSelector] = None) -> None:
+def _loop_init_green(self: Any, selector: selectors.BaseSelector | None = None) -> None:
     """``BaseSelectorEventLoop.__init__``: a loop given no selector gets a `HubSelector`.
 
     So does one given a plain stdlib epoll (kqueue) selector, which would block the OS
@@ -295,7 +293,7 @@ class Waiter:
     def is_set(self) -> bool:
         return self._flag
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Park until `set` (True) or ``timeout`` seconds pass (False)."""
         if self._flag:
             return True

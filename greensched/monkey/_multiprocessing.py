@@ -157,4 +157,5 @@ def patch(selectors: bool = True) -> None:
         return
     patch_attr(synchronize.SemLock, "_make_methods", _make_methods,
                owner="multiprocessing.synchronize.SemLock")
-    patch_attr(synchronize.SemLock, "__enter__", _GreenSemLock.__enter__, owner="multiprocessing.synchronize.SemLock")
+    patch_attr(synchronize.SemLock, "__enter__", _GreenSemLock.__enter__,
+               owner="multiprocessing.synchronize.SemLock")

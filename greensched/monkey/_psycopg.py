@@ -33,9 +33,9 @@ progress"), nor leave the query running on the server:
   (``pg_cancel_backend()`` over a new green connection, `_Canceller`: never
   ``conn.cancel()``, which blocks the whole process in C; again every 0.25 s in
   case the first came before the query started), reads until the server says the
-  query ended, all within `CANCEL_GRACE` seconds, then lets the exception go on. psycopg2 itself then closes the connection: any error from its wait
-  callback does (2.9's green.c), so it is closed cleanly, never left busy; a pool
-  drops it (``conn.closed`` is true).
+  query ended, all within `CANCEL_GRACE` seconds, then lets the exception go on.
+  psycopg2 itself then closes the connection: any error from its wait callback does
+  (2.9's green.c), so it is closed cleanly, never left busy; a pool drops it (``conn.closed`` is true).
 * psycopg 3 already does exactly this for ``KeyboardInterrupt`` (and, in 3.3,
   ``SystemExit``): ``Connection.wait`` catches ``psycopg.connection._INTERRUPTED``,
   cancels, and waits for the server (3.3: 5 s at most, then closes). We set it to
@@ -96,7 +96,7 @@ def wait_callback(conn: Any, *_cursor: Any) -> None:
             del _busy[key]
 
 
-def _wait_until_done(conn: Any, hub: Hub, deadline: Optional[float]) -> None:
+def _wait_until_done(conn: Any, hub: Hub, deadline: float | None) -> None:
     while True:
         state = conn.poll()
         if state == _POLL_OK:
@@ -140,7 +140,7 @@ def _busy_hint() -> str:
 _POLL_OK, _POLL_READ, _POLL_WRITE = 0, 1, 2
 
 
-def _connect_deadline(conn: Any) -> Optional[float]:
+def _connect_deadline(conn: Any) -> float | None:
     """When a connect must give up, from its ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``).
 
     libpq's rules (its ``connectDBComplete``): whole seconds; 0, a negative value or
@@ -227,7 +227,7 @@ def _cancel_and_drain(conn: Any, poll_ok: int, poll_read: int) -> None:
     is that the server stops the query, which it would otherwise run to its end.
     """
     hub = get_hub()
-    canceller: Optional[_Canceller] = None
+    canceller: _Canceller | None = None
     try:
         if conn.closed or conn.status not in _QUERY_STATUSES:
             return  # still connecting (nothing to cancel), or gone
@@ -351,7 +351,7 @@ _WAIT_R, _WAIT_W = 1, 2
 _READY_NONE, _READY_R, _READY_W = 0, 1, 2
 
 
-def _park(fileno: int, s: int, timeout: Optional[float]) -> int:
+def _park(fileno: int, s: int, timeout: float | None) -> int:
     """Park until ``fileno`` is ready for what ``s`` asks; the `Ready` value (0: timed out).
 
     A timeout of 0 or less looks once, without parking: psycopg's ``timeout=0`` (as in
@@ -390,7 +390,7 @@ def _ready_now(fileno: int) -> int:
 _c_poll: Callable[[], Any] = original("select", "poll")
 
 
-def _slice(interval: Optional[float], deadline: Optional[float]) -> Optional[float]:
+def _slice(interval: float | None, deadline: float | None) -> float | None:
     """How long one park may last: until the next interval check, never past the deadline.
 
     An interval of 0 means "look once", as in psycopg's own functions (their

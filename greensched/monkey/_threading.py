@@ -281,7 +281,7 @@ class _GreenDummyThread(_stdlib_threading._DummyThread):
         # one would run at interpreter teardown, when `_active_limbo_lock` is None
         # ("Exception ignored in _DeleteDummyThreadOnDel.__del__"). Ours does the job:
         # disarm the stdlib's and let it go now. 3.11 and 3.12 have none.
-        info = getattr(_stdlib_threading, "_thread_local_info", None)
+        info: Any = getattr(_stdlib_threading, "_thread_local_info", None)
         stdlib_remover = getattr(info, "_track_dummy_thread_ref", None)
         if stdlib_remover is not None and getattr(stdlib_remover, "_dummy_thread", None) is self:
             stdlib_remover._dummy_thread = None

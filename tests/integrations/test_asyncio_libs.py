@@ -46,7 +46,8 @@ def _blocking_get(url):
         return session.get(url, timeout=10).text
 
 async def _relay(request):
-    text = await gasyncio.to_green(_blocking_get, f"http://127.0.0.1:{PORT[0]}/hello/" + request.match_info["name"])
+    url = f"http://127.0.0.1:{PORT[0]}/hello/" + request.match_info["name"]
+    text = await gasyncio.to_green(_blocking_get, url)
     return web.Response(text="relayed " + text)
 
 async def _serve():

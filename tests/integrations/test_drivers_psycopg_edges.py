@@ -65,7 +65,8 @@ def start_proxy(host, port, forward=1):
 """
 
 
-def test_find_spec_probe_then_import_still_patches_the_driver(tmp_path: Path, postgres_server: Server) -> None:
+def test_find_spec_probe_then_import_still_patches_the_driver(
+    tmp_path: Path, postgres_server: Server) -> None:
     """Bug 4: the import hook left at ``find_spec`` time, so a probe then an import was unpatched."""
     ok(run_child(tmp_path, postgres_server, """
         import importlib.util
@@ -114,7 +115,8 @@ def test_psycopg_notifies_timeout_zero_returns_a_notification_already_waiting(
     nothing (psycopg 3.3), or waited forever (3.2, which passes it as an interval of 0)."""
     ok(run_child(tmp_path, postgres_server, before=WATCHDOG, body="""
         import psycopg
-        with psycopg.connect(URL, autocommit=True) as listener, psycopg.connect(URL, autocommit=True) as sender:
+        with (psycopg.connect(URL, autocommit=True) as listener,
+              psycopg.connect(URL, autocommit=True) as sender):
             listener.execute("LISTEN greensched")
             sender.execute("NOTIFY greensched, 'waiting'")
             # The notification is in the listener's socket (readable, unread) before we ask.
@@ -127,11 +129,12 @@ def test_psycopg_notifies_timeout_zero_returns_a_notification_already_waiting(
 
 def test_psycopg_any_exception_thrown_into_a_query_cancels_it_and_keeps_the_connection(
         tmp_path: Path, postgres_server: Server) -> None:
-    """Bug 6: an exception outside psycopg's ``_INTERRUPTED`` left the connection busy and the query running."""
+    """Bug 6: an exception outside psycopg's ``_INTERRUPTED`` left the connection busy, the query running."""
     ok(run_child(tmp_path, postgres_server, """
         import psycopg
         other = psycopg.connect(URL, autocommit=True)
-        activity = lambda pid: other.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        activity = lambda pid: other.execute(
+            "SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
         conn = psycopg.connect(URL, autocommit=True)
         pid = conn.info.backend_pid
         running = threading.Event()
@@ -158,7 +161,8 @@ def test_psycopg_any_exception_thrown_into_a_query_cancels_it_and_keeps_the_conn
         """))
 
 
-def test_psycopg2_cancel_that_hangs_never_freezes_the_process(tmp_path: Path, postgres_server: Server) -> None:
+def test_psycopg2_cancel_that_hangs_never_freezes_the_process(
+    tmp_path: Path, postgres_server: Server) -> None:
     """Bug 1: the cancel used PQcancel, which waits in C with the GIL held: a cancel
     connection that hangs froze every thread (> 60 s). Now it is green and bounded."""
     s = postgres_server
@@ -206,7 +210,8 @@ SILENT_PORT = silent.getsockname()[1]
 """
 
 
-def test_psycopg2_connect_timeout_holds_under_the_wait_callback(tmp_path: Path, postgres_server: Server) -> None:
+def test_psycopg2_connect_timeout_holds_under_the_wait_callback(
+    tmp_path: Path, postgres_server: Server) -> None:
     """Bug 3: libpq ignores connect_timeout for the non-blocking connect a wait callback
     makes it use: against a server that never answers, the connect hung."""
     ok(run_child(tmp_path, postgres_server, before=WATCHDOG,
@@ -230,7 +235,8 @@ def test_psycopg2_connect_timeout_holds_under_the_wait_callback(tmp_path: Path, 
         """)))
 
 
-def test_psycopg_connect_timeout_holds_green(tmp_path: Path, postgres_server: Server) -> None:
+def test_psycopg_connect_timeout_holds_green(
+    tmp_path: Path, postgres_server: Server) -> None:
     """Bug 3's check for psycopg 3: it implements connect_timeout in Python, which our
     wait_conn keeps (its ``timeout``), green."""
     ok(run_child(tmp_path, postgres_server, before=WATCHDOG,

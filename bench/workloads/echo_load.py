@@ -24,6 +24,7 @@ import threading
 from time import perf_counter
 
 from ._spec import Context, Figures, Metric, Workload
+from .tcp_echo import _acceptor  # the same echo server as tcp_echo's
 
 _PAYLOAD = 64 * 1024
 
@@ -36,21 +37,6 @@ def _raise_fd_limit(want: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
-
-
-def _handler(conn: socket.socket) -> None:
-    with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return
-            conn.sendall(data)
-
-
-def _acceptor(server: socket.socket, connections: int) -> None:
-    for _ in range(connections):
-        conn, _ = server.accept()
-        threading.Thread(target=_handler, args=(conn,), daemon=True).start()
 
 
 def _load(connections: int) -> tuple[float, int]:

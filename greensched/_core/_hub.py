@@ -471,7 +471,8 @@ class Hub(FdWaits):
         self.current = None  # whoever switched here first is parked or yielding now
         while True:
             try:
-                if preemptor is not None and preemptor.take_sigint():
+                # An attribute read per pass; the call only when Ctrl-C came.
+                if preemptor is not None and preemptor.sigint_pending and preemptor.take_sigint():
                     self.throw(self.main, KeyboardInterrupt())  # left by the handler: see _preempt
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
                 while woken:  # woken before the loop began, or by a callback that raised

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import greensched
@@ -62,3 +64,22 @@ def parked(thread: GreenThread) -> None:
             return
         greensched.sleep(0)
     raise AssertionError(f"{thread} never parked (state {thread.state})")
+
+
+@contextmanager
+def slow_http_server(delay: float, cert: Path | None = None, key: Path | None = None) -> Iterator[int]:
+    """tests/servers/slow_http.py in a subprocess, answering each GET after ``delay`` s.
+
+    Yields its port; HTTPS with ``cert`` and ``key``. It stops when its stdin closes.
+    """
+    tls = [str(cert), str(key)] if cert is not None and key is not None else []
+    server = REPO / "tests" / "servers" / "slow_http.py"
+    proc = subprocess.Popen([sys.executable, str(server), str(delay), *tls],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield int(proc.stdout.readline())
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)

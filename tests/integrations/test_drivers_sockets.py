@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.real import Server
-from tests.util import REPO
-
-SLOW_HTTP = REPO / "tests" / "servers" / "slow_http.py"
+from tests.util import REPO, slow_http_server
 
 PRELUDE = """
 import greensched
@@ -178,15 +176,8 @@ def test_pymysql_and_pg8000_waits_and_their_own_timeouts(
 @pytest.fixture
 def slow_http() -> Iterator[int]:
     """tests/servers/slow_http.py answering each GET after 0.5 s; yields its port."""
-    proc = subprocess.Popen([sys.executable, str(SLOW_HTTP), "0.5"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield int(proc.stdout.readline())
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=10)
+    with slow_http_server(0.5) as port:
+        yield port
 
 
 def test_httpx_urllib3_and_requests_fifty_slow_requests_overlap(tmp_path: Path, slow_http: int) -> None:

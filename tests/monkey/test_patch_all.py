@@ -9,24 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import REPO, run_python
-
-SERVER = Path(__file__).resolve().parent.parent / "servers" / "slow_http.py"
+from tests.util import REPO, run_python, slow_http_server
 
 
 @pytest.fixture
 def slow_server() -> Iterator[int]:
     """A stdlib HTTP server in a subprocess whose every answer takes 0.5 s; yields its port."""
-    proc = subprocess.Popen([sys.executable, str(SERVER), "0.5"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+    with slow_http_server(0.5) as port:
         yield port
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=10)
 
 
 def test_patch_all_is_idempotent_and_keeps_the_originals() -> None:

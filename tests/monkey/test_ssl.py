@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.util import run_python
-
-SERVER = Path(__file__).resolve().parent.parent / "servers" / "slow_http.py"
+from tests.util import run_python, slow_http_server
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
@@ -50,16 +47,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def https_server(certs: Path) -> Iterator[int]:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "0.5", str(certs / "server.pem"),
-                             str(certs / "server.key")], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield int(proc.stdout.readline())
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=10)
+    with slow_http_server(0.5, certs / "server.pem", certs / "server.key") as port:
+        yield port
 
 
 def fetch_script(port: int, cafile: Path, host: str) -> str:

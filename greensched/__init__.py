@@ -5,7 +5,7 @@ timer that keeps one busy or stuck thread from freezing the others.
 """
 
 from ._core._errors import DeadlockError, GreenThreadExit, HubError
-from ._core._thread import GreenThread
+from ._core._greenthread import GreenThread
 from .local import local
 from .monitor import (
     dump_stacks,

@@ -20,8 +20,8 @@ from time import monotonic
 from typing import Any, TypeVar
 
 from ._core._errors import DeadlockError
+from ._core._greenthread import GreenThread
 from ._core._hub import get_hub
-from ._core._thread import GreenThread
 from ._core._waitqueue import TIMED_OUT, WaitQueue
 
 __all__ = ["Lock", "RLock", "Condition", "Event", "Semaphore", "BoundedSemaphore"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+from ._core._greenthread import GreenThread
 from ._core._hub import get_hub
-from ._core._thread import GreenThread
 from ._core._timers import TimerHandle
 
 __all__ = ["Timeout", "TimeoutExpired"]

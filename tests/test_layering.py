@@ -1,6 +1,6 @@
 """The architecture, checked: imports point one way, and only named modules touch greenlet/signal.
 
-docs/design.md §9: ``_core`` is self-contained; only ``_core/_thread.py`` and
+docs/design.md §9: ``_core`` is self-contained; only ``_core/_greenthread.py`` and
 ``_core/_hub.py`` import greenlet; only ``_core/_preempt.py`` imports signal (and
 ``monkey/_signal.py``, the patch of the signal module itself); public
 modules import the core, never the reverse. Read from each module's source with
@@ -56,7 +56,7 @@ def test_core_imports_nothing_from_outside_core() -> None:
 def test_only_thread_and_hub_import_greenlet() -> None:
     users = {name for name, imported in modules().items()
              if any(m.split(".")[0] == "greenlet" for m in imported)}
-    assert users == {"greensched._core._thread", "greensched._core._hub"}
+    assert users == {"greensched._core._greenthread", "greensched._core._hub"}
 
 
 def test_only_preempt_imports_signal() -> None:

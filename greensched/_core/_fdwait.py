@@ -24,7 +24,7 @@ from ._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
 from ._waitqueue import TIMED_OUT
 
 if TYPE_CHECKING:
-    from ._thread import GreenThread
+    from ._greenthread import GreenThread
 
 __all__ = ["FdWaits"]
 

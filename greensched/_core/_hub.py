@@ -47,8 +47,8 @@ from greenlet import GreenletExit, getcurrent, greenlet
 from . import _introspect, _preempt
 from ._errors import DeadlockError, GreenThreadExit, HubError
 from ._fdwait import FdWaits
+from ._greenthread import _NOTHING, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
 from ._netpoll import Netpoller
-from ._thread import _NOTHING, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
 from ._timers import TimerHandle, TimerHeap
 from ._waitqueue import TIMED_OUT, WaitQueue
 

@@ -29,7 +29,7 @@ import traceback
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._thread import NEW, PARKED, GreenThread
+from ._greenthread import NEW, PARKED, GreenThread
 
 if TYPE_CHECKING:
     from ._hub import Hub

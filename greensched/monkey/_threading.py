@@ -59,9 +59,9 @@ from typing import Any
 
 from .. import queue as _green_queue, sync as _green_sync
 from .._core._errors import GreenThreadExit
+from .._core._greenthread import GreenThread
 from .._core._hub import get_hub
 from .._core._preempt import mark_root
-from .._core._thread import GreenThread
 from ..local import local as _green_local
 from ._registry import patch_attr
 

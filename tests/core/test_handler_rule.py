@@ -29,8 +29,8 @@ import pytest
 
 import greensched
 from greensched import Event, Lock, spawn
+from greensched._core._greenthread import DONE, PARKED
 from greensched._core._hub import get_hub
-from greensched._core._thread import DONE, PARKED
 
 
 @pytest.fixture

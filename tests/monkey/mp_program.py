@@ -15,8 +15,8 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
+from greensched._core._greenthread import GreenThread  # noqa: E402
 from greensched._core._hub import get_hub  # noqa: E402
-from greensched._core._thread import GreenThread  # noqa: E402
 
 
 def square(x):

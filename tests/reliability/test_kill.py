@@ -526,8 +526,8 @@ def test_a_thread_is_never_preempted_in_its_own_bootstrap_frame() -> None:
     handed the GreenThreadExit to the main thread (the killing churn hit it about
     once per 10,000 kills). A root frame is greensched's own code when innermost;
     user code below it stays preemptible."""
+    from greensched._core._greenthread import GreenThread
     from greensched._core._safepoints import RUNTIME, atomic_reason
-    from greensched._core._thread import GreenThread
 
     def where() -> tuple[Any, Any, Any]:
         frame: Any = sys._getframe()

@@ -24,8 +24,8 @@ from . import Event, GreenThread, GreenThreadExit, current_thread, sleep
 #   another green thread's frame (a ``GreenThread.frame`` property would).
 # * mark_root: `Timer._fire` calls Celery's entries, which must stay preemptible like
 #   task code (see the same import in greensched/celery.py).
-from ._core._introspect import thread_frame
 from ._core._preempt import mark_root
+from ._core._stacks import thread_frame
 
 __all__ = ["Deadlines", "Limited", "ShutdownWatch", "Timer", "flag_set"]
 

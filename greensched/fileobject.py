@@ -61,8 +61,7 @@ import warnings
 import weakref
 from typing import Any
 
-from ._core import _hub as _hub_module
-from ._core._hub import get_hub
+from ._core._hub import existing_hub, get_hub
 
 __all__ = [
     "PipeIO", "BufferedPipeReader", "BufferedPipeWriter", "TextPipeWrapper", "open_pipe",
@@ -89,7 +88,7 @@ def _notify_closed(fd: int) -> None:
     Does not create a hub in an OS thread that never used greensched (one closing a
     pipe at exit, say): there, nothing can be parked on the fd.
     """
-    hub = getattr(getattr(_hub_module, "_local", None), "hub", None)
+    hub = existing_hub()
     if hub is not None:
         hub.notify_fd_closed(fd)
 

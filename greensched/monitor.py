@@ -34,7 +34,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any, TextIO
 
-from ._core import _introspect, _preempt
+from ._core import _introspect, _preempt, _stacks
 from ._core._hub import Hub, get_hub
 
 __all__ = [
@@ -205,7 +205,7 @@ class BlockingDetector:
         incident = self._incident
         if incident is not None and (incident[0] != switches or incident[1] is not thread):
             self._incident = None
-            name = _introspect.display_name(incident[1])
+            name = _stacks.display_name(incident[1])
             self._write(f"greensched: green thread {name!r} (ident {incident[1].ident}) let go "
                         f"of the CPU after about {monotonic() - incident[2]:.2f} s\n")
         seen, self._seen = self._seen, (switches, thread)
@@ -215,15 +215,15 @@ class BlockingDetector:
         if held < self.threshold or len(hub._threads) < 2:
             return
         frame = sys._current_frames().get(hub.os_thread_id)
-        stack = _introspect.thread_stack(frame, keep_public=True)
+        stack = _stacks.thread_stack(frame, keep_public=True)
         if hub.switches != switches:
             return  # it switched while we read its stack: that stack is someone else's
-        caller = _introspect.thread_stack(frame, limit=1, user_only=True)
+        caller = _stacks.thread_stack(frame, limit=1, user_only=True)
         self._incident = (switches, thread, since)
         self.reports += 1
         body = "".join("  " + line for entry in stack.format() for line in entry.splitlines(True))
         self._write(
-            f"greensched: green thread {_introspect.display_name(thread)!r} (ident {thread.ident}) "
+            f"greensched: green thread {_stacks.display_name(thread)!r} (ident {thread.ident}) "
             f"has held the CPU for "
             f"{held:.2f} s without a switch (blocking detector threshold {self.threshold:g} s; "
             f"{len(hub._threads) - 1} other green threads, {hub.ready_count()} of them ready to run); "

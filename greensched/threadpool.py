@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._core._hub import Hub, get_hub
+from ._core._parking import ParkToken
 
 __all__ = ["to_thread", "ThreadPool"]
 
@@ -120,8 +121,7 @@ def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     if not callable(fn):
         raise TypeError(f"to_thread() needs a callable, not {type(fn).__name__}")
     hub = get_hub()
-    thread = hub.current_thread_for_park()
-    seq = thread._park_seq + 1  # the number of the park below
+    token = hub.prepare_park()
     result = _Result()
 
     def job() -> None:
@@ -129,7 +129,7 @@ def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
             result.value = fn(*args, **kwargs)
         except BaseException as exc:  # handed back to the green thread that asked
             result.error = exc
-        hub.call_soon_threadsafe(_finished, (hub, thread, seq))
+        hub.call_soon_threadsafe(_finished, (hub, token))
 
     hub.hold()
     try:
@@ -137,14 +137,14 @@ def to_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     except BaseException:
         hub.release()
         raise
-    hub.park(f"to_thread({getattr(fn, '__qualname__', fn)!r})")
+    hub.park(token, f"to_thread({getattr(fn, '__qualname__', fn)!r})")
     if result.error is not None:
         raise result.error
     return result.value  # type: ignore[no-any-return]  # the worker's result is Any
 
 
-def _finished(arg: tuple[Hub, Any, int]) -> None:
+def _finished(arg: tuple[Hub, ParkToken]) -> None:
     """In the hub: the job is done; wake the green thread if it is still waiting."""
-    hub, thread, seq = arg
+    hub, token = arg
     hub.release()
-    hub.unpark(thread, seq, True)
+    hub.unpark(token, True)

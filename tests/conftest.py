@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import pytest
+# The suite runs in debug mode (greensched/_core/_debug.py): every state change and park
+# token is checked. Set before greensched is imported, as the checks are installed at
+# import; child processes the tests start inherit it. GREENSCHED_DEBUG=0 in the
+# environment runs the suite without the checks.
+os.environ.setdefault("GREENSCHED_DEBUG", "1")
 
-import greensched
-from greensched._core._hub import get_hub
+import pytest  # noqa: E402  # after the environment is set
+
+import greensched  # noqa: E402
+from greensched._core._hub import get_hub  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -87,3 +87,85 @@ def test_only_the_runner_imports_the_monkey_layer() -> None:
         if name.startswith("greensched.monkey") or name in above:
             continue
         assert not any(m.startswith("greensched.monkey") for m in imported), name
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the greensched modules it imports, anywhere in its source (lazy and
+    ``TYPE_CHECKING`` imports too). ``from pkg import name`` is an edge to the module
+    ``pkg.name`` when there is one (importing a submodule), else to ``pkg`` itself."""
+    paths = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names if alias.name in paths)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                for alias in node.names:
+                    sub = f"{module}.{alias.name}"
+                    if sub in paths:
+                        edges.add(sub)
+                    elif module in paths:
+                        edges.add(module)
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each cycle of ``graph`` (its strongly connected components of two or more)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        order[node] = low[node] = len(order)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in order:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], order[nxt])
+        if low[node] == order[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in order:
+            visit(node)
+    return cycles
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_anywhere() -> None:
+    """docs/design.md §9: no import circle in greensched/, typing and lazy imports included."""
+    graph = import_graph()
+    assert "greensched._core._hub" in graph["greensched._core._introspect"]  # the finder sees edges
+    cycles = import_cycles(graph)
+    details = [{m: sorted(graph[m] & set(c)) for m in c} for c in cycles]
+    assert not cycles, f"import cycles (module -> the cycle's modules it imports): {details}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GreenThreadExit", "DeadlockError", "HubError"]
+__all__ = ["GreenThreadExit", "DeadlockError", "HubError", "StateTransitionError"]
 
 
 class GreenThreadExit(BaseException):
@@ -24,3 +24,11 @@ class DeadlockError(RuntimeError):
 
 class HubError(RuntimeError):
     """A runtime operation was used where it cannot work (e.g. blocking inside the hub)."""
+
+
+class StateTransitionError(RuntimeError):
+    """Debug mode (`_debug`) caught a green thread moved along no edge of its state graph.
+
+    Never raised with debug mode off; always a bug in greensched or in code that sets
+    its private fields.
+    """

@@ -21,10 +21,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._netpoll import EVENT_READ, EVENT_WRITE, Netpoller
-from ._waitqueue import TIMED_OUT
-
-if TYPE_CHECKING:
-    from ._greenthread import GreenThread
+from ._parking import TIMED_OUT, ParkToken
 
 __all__ = ["FdWaits"]
 
@@ -34,12 +31,10 @@ class FdWaits:
 
     _netpoll: Netpoller
 
-    if TYPE_CHECKING:
-        def current_thread_for_park(self) -> GreenThread: ...
-        def park(self, reason: str, timeout: float | None = None,
-                 thread: GreenThread | None = None) -> Any: ...
-        def unpark(self, thread: GreenThread, seq: int, value: Any = True,
-                   now: float | None = None) -> bool: ...
+    if TYPE_CHECKING:  # the park protocol (`_parking`), which the hub implements
+        def prepare_park(self) -> ParkToken: ...
+        def park(self, token: ParkToken, reason: str, timeout: float | None = None) -> Any: ...
+        def unpark(self, token: ParkToken, value: Any = True, now: float | None = None) -> bool: ...
 
     def wait_readable(self, fd: int, timeout: float | None = None, owner: Any = None) -> bool:
         """Park until ``fd`` is readable (True) or ``timeout`` passes (False).
@@ -55,17 +50,23 @@ class FdWaits:
         """Park until ``fd`` is writable (True) or ``timeout`` passes (False); see `wait_readable`."""
         return self.wait_fd(fd, EVENT_WRITE, timeout, owner)
 
-    def wait_fd(self, fd: int, event: int, timeout: float | None = None, owner: Any = None) -> bool:
+    def wait_fd(self, fd: int, event: int, timeout: float | None = None, owner: Any = None,
+                token: ParkToken | None = None) -> bool:
         """`wait_readable` (``event`` EVENT_READ) or `wait_writable` (EVENT_WRITE), for
-        callers that choose the event at run time (the green socket: one call fewer)."""
-        thread = self.current_thread_for_park()
+        callers that choose the event at run time (the green socket: one call fewer).
+
+        ``token``: the caller's own `prepare_park` token for this wait, for a caller
+        that may also end it early with ``unpark(token, True)`` (the asyncio selector's
+        ``wakeup``); the wait then returns True, as if the fd were ready.
+        """
+        if token is None:
+            token = self.prepare_park()
         if timeout is not None and timeout <= 0:
             return False
-        token = (thread, thread._park_seq + 1)
         self._netpoll.add_waiter(fd, event, token, owner)  # checks fd and event
         try:
             reason = _fd_reasons[event].get(fd) or _fd_reason(fd, event)
-            value = self.park(reason, timeout, thread)  # checked above: not again
+            value = self.park(token, reason, timeout)
         finally:
             self._netpoll.remove_waiter(fd, event, token)
         if isinstance(value, BaseException):
@@ -73,7 +74,7 @@ class FdWaits:
         return value is not TIMED_OUT
 
     def wait_fds(self, readers: Iterable[Any], writers: Iterable[Any],
-                 timeout: float | None = None) -> bool:
+                 timeout: float | None = None, token: ParkToken | None = None) -> bool:
         """Park until any fd of ``readers`` is readable or any of ``writers`` writable.
 
         Returns True when one is ready (an error or hang-up counts as ready), False
@@ -90,15 +91,16 @@ class FdWaits:
         registered then. An fd the netpoller cannot watch because it is always ready
         (epoll refuses regular files with EPERM) returns True at once. A watched fd
         closed with `notify_fd_closed` meanwhile raises `OSError` (EBADF). Killed, or
-        interrupted by a `Timeout`, it leaves nothing registered.
+        interrupted by a `Timeout`, it leaves nothing registered. ``token``: as for
+        `wait_fd`.
         """
-        thread = self.current_thread_for_park()
+        if token is None:
+            token = self.prepare_park()
         rfds = list(dict.fromkeys(map(_as_fd, readers)))
         wfds = list(dict.fromkeys(map(_as_fd, writers)))
         if timeout is not None and timeout <= 0:
             return False
         netpoll = self._netpoll
-        token = (thread, thread._park_seq + 1)
         watched: list[tuple[int, int]] = []
         always_ready = False
         value: Any = TIMED_OUT
@@ -116,7 +118,7 @@ class FdWaits:
                         always_ready = True  # poll(2): a file with no poll support is always ready
             if always_ready:
                 return True
-            value = self.park(_wait_fds_reason(rfds, wfds), timeout, thread)
+            value = self.park(token, _wait_fds_reason(rfds, wfds), timeout)
         finally:
             for fd, event in watched:
                 netpoll.remove_watcher(fd, event, token)
@@ -126,10 +128,9 @@ class FdWaits:
 
     def notify_fd_closed(self, fd: int) -> None:
         """Call before closing a watched fd: its waiters get `OSError(EBADF)`."""
-        for thread, seq in self._netpoll.close_fd(fd):
+        for token in self._netpoll.close_fd(fd):
             self.unpark(
-                thread,
-                seq,
+                token,
                 OSError(errno.EBADF, f"file descriptor {fd} was closed while this green thread waited on it"),
             )
 

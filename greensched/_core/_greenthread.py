@@ -16,6 +16,11 @@ States, and who moves a thread between them::
                        └──────── unpark() ◀──────┼─────────────────┘
                                                  ▼
                                                DONE
+
+Also NEW → DONE (killed before it started), READY → DONE (killed before it first
+ran) and PARKED → DONE (the other threads of a forked child). Every change of state
+is one of these edges; in debug mode (`_debug`) each is checked as it happens (see
+"the one state transition" at the end of this module).
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from greenlet import GreenletExit, greenlet
 
-from ._errors import GreenThreadExit
+from . import _local
+from ._debug import DEBUG
+from ._errors import GreenThreadExit, StateTransitionError
+from ._parking import Parker
 from ._waitqueue import WaitQueue
 
-if TYPE_CHECKING:
-    from ._hub import Hub
-
-__all__ = ["GreenThread", "NEW", "READY", "RUNNING", "PARKED", "DONE"]
+__all__ = [
+    "GreenThread", "NEW", "READY", "RUNNING", "PARKED", "DONE", "LEGAL_TRANSITIONS", "ThreadHub",
+    "adopt_running",
+]
 
 NEW = "NEW"
 READY = "READY"
@@ -41,7 +49,29 @@ RUNNING = "RUNNING"
 PARKED = "PARKED"
 DONE = "DONE"
 
+#: Every legal change of state, as ``{from: {to, ...}}`` (the graph above).
+LEGAL_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    NEW: frozenset({READY, DONE}),
+    READY: frozenset({RUNNING, DONE}),
+    RUNNING: frozenset({PARKED, READY, DONE}),
+    PARKED: frozenset({READY, DONE}),
+    DONE: frozenset(),
+}
+
 _idents = itertools.count(1)
+
+
+class ThreadHub(Parker, Protocol):
+    """What a green thread needs of its hub (`_hub.Hub`), named here so that this
+    module need not import the hub's: the hub imports this one."""
+
+    #: The green thread running now; None while the hub itself runs.
+    current: GreenThread | None
+
+    def start_thread(self, thread: GreenThread) -> None: ...
+    def thread_finished(self, thread: GreenThread) -> None: ...
+    def report_exception(self, thread: GreenThread, exc: BaseException) -> None: ...
+    def throw(self, thread: GreenThread, exc: BaseException) -> bool: ...
 _NOTHING: Any = object()
 
 
@@ -79,7 +109,7 @@ class GreenThread:
         self._target = target
         self._args = tuple(args)
         self._kwargs = dict(kwargs) if kwargs else {}
-        self._hub: Hub | None = None
+        self._hub: ThreadHub | None = None
         self._glet: greenlet | None = None
         self._state = NEW
         self._result: Any = None
@@ -101,9 +131,7 @@ class GreenThread:
         """Make the thread ready to run in this OS thread's hub; returns the thread."""
         if self._state is not NEW:
             raise RuntimeError("threads can only be started once")
-        from ._hub import get_hub  # the hub imports this module; resolve at call time
-
-        get_hub().start_thread(self)
+        _local.get_hub().start_thread(self)
         return self
 
     def run(self) -> Any:
@@ -294,3 +322,49 @@ def report_exception(thread: GreenThread, exc: BaseException, file: Any = None) 
         out.flush()
     except Exception:
         pass
+
+
+# -- the one state transition ------------------------------------------------------------
+#
+# A thread's state changes only by assignment to its ``_state`` slot, in the hub and in
+# `GreenThread` (nine places). Off, that is all it is: the hot paths pay nothing. In
+# debug mode the slot's descriptor is wrapped, once, at import, by a property whose
+# setter checks every assignment against `LEGAL_TRANSITIONS` and raises at the
+# assignment that breaks the graph, naming the thread and both states. Wrapping the
+# descriptor, rather than routing the nine places through a checking function, means
+# no state change can skip the check, and that off there is nothing to pay (a checking
+# function would add a Python call to each of the four changes of every hand-off).
+
+_RAW_STATE = GreenThread.__dict__["_state"]  # the slot's own member descriptor
+
+
+def _checked_set_state(thread: GreenThread, new: str) -> None:
+    try:
+        old = _RAW_STATE.__get__(thread, GreenThread)
+    except AttributeError:  # the first assignment, in __init__
+        old = None
+    if old is None:
+        ok = new is NEW
+    else:
+        ok = new in LEGAL_TRANSITIONS[old]
+    if not ok:
+        name = getattr(thread, "name", "?")
+        allowed = ", ".join(sorted(LEGAL_TRANSITIONS[old])) if old is not None else NEW
+        raise StateTransitionError(
+            f"green thread {name!r} (ident {getattr(thread, '_ident', '?')}) was moved from {old} to {new}, "
+            f"which is not a legal change of state (from {old}: {allowed or 'none'}). "
+            f"This is a bug in greensched, or in code that sets its private fields: "
+            f"please report it with this traceback"
+        )
+    _RAW_STATE.__set__(thread, new)
+
+
+def adopt_running(thread: GreenThread) -> None:
+    """Make a NEW `GreenThread` stand for code that is already running: a hub's main
+    thread (the one that created it), the only NEW → RUNNING change there is."""
+    _RAW_STATE.__set__(thread, RUNNING)
+
+
+if DEBUG:
+    # setattr: a class attribute that replaces a slot's descriptor, which mypy rejects.
+    setattr(GreenThread, "_state", property(_RAW_STATE.__get__, _checked_set_state))  # noqa: B010

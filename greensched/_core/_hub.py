@@ -44,15 +44,26 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _introspect, _preempt
+from . import _local, _preempt, _stacks
+from ._debug import DEBUG
 from ._errors import DeadlockError, GreenThreadExit, HubError
 from ._fdwait import FdWaits
-from ._greenthread import _NOTHING, NEW, PARKED, READY, RUNNING, GreenThread, report_exception
+from ._greenthread import (
+    _NOTHING,
+    NEW,
+    PARKED,
+    READY,
+    RUNNING,
+    GreenThread,
+    adopt_running,
+    report_exception,
+)
 from ._netpoll import Netpoller
+from ._parking import TIMED_OUT, ParkToken
 from ._timers import TimerHandle, TimerHeap
-from ._waitqueue import TIMED_OUT, WaitQueue
+from ._waitqueue import WaitQueue
 
-__all__ = ["Hub", "get_hub", "current_thread", "spawn", "sleep", "TIMED_OUT"]
+__all__ = ["Hub", "get_hub", "existing_hub", "current_thread", "spawn", "sleep", "TIMED_OUT", "WAIT_WINDOW"]
 
 # A green thread's user code begins below these frames: preemption may happen there.
 _preempt.mark_root(GreenThread.run)
@@ -60,21 +71,30 @@ _preempt.mark_root(GreenThread._bootstrap)
 
 #: Idle carrier greenlets kept for reuse; more than this are let go.
 _MAX_IDLE_CARRIERS = 256
-_WAIT_MASK = _introspect.WAIT_WINDOW - 1  # resume number n waited _waits[n & _WAIT_MASK] s
+#: How many recent resumes the run-queue wait statistics cover (a power of two). The
+#: ring is a list, not an `array`: storing into a list is one specialised bytecode,
+#: while an array's item assignment parses its argument (measured: 280 instructions).
+WAIT_WINDOW = 1024
+_WAIT_MASK = WAIT_WINDOW - 1  # resume number n waited _waits[n & _WAIT_MASK] s
 
-# The OS-level originals, captured before `patch_all()` can make `_thread` green.
+# The OS-level original, captured before `patch_all()` can make `_thread` green.
 _os_thread_ident = _thread.get_ident
-_local = _thread._local()
+
+#: This OS thread's hub, created on first use. `_local`'s function itself, typed: no
+#: wrapper, as it is called on every green sleep, spawn and socket wait.
+get_hub: Callable[[], Hub] = _local.get_hub
+#: This OS thread's hub if it has one, else None: never makes one.
+existing_hub: Callable[[], Hub | None] = _local.existing_hub
 
 
-def get_hub() -> Hub:
-    """This OS thread's hub, created on first use."""
-    try:
-        return _local.hub  # type: ignore[no-any-return]  # a threading.local attribute is Any
-    except AttributeError:
-        hub = _local.hub = Hub()
-        _local.closer = _ClosedWithThread(hub)
-        return hub
+def _new_hub() -> Hub:
+    """`get_hub`'s factory: the OS thread's first hub, and what closes it with the thread."""
+    hub = Hub()
+    _local.slot.closer = _ClosedWithThread(hub)
+    return hub
+
+
+_local.set_hub_factory(_new_hub)
 
 
 class _ClosedWithThread:
@@ -95,7 +115,7 @@ class _ClosedWithThread:
 
 def _after_fork_in_child() -> None:
     """Only the forking OS thread exists in a child: tell its hub, if it has one."""
-    hub = getattr(_local, "hub", None)
+    hub = _local.existing_hub()
     if hub is not None:
         hub._after_fork_in_child()
 
@@ -156,14 +176,14 @@ class Hub(FdWaits):
         #: For stats(): threads started, how long recent resumes waited on the run
         #: queue (a ring indexed by switch number), and the hub's sleeps in poll.
         self.spawned = 0
-        self._waits = _introspect.new_wait_window()
+        self._waits = [0.0] * WAIT_WINDOW
         self.polls = 0
         self.poll_seconds = 0.0
         is_main = self.os_thread_id == _main_os_thread_id()
         main = GreenThread(name="MainThread" if is_main else f"Main-{self.os_thread_id}")
         main._hub = self
         main._glet = getcurrent()
-        main._state = RUNNING
+        adopt_running(main)
         self.main = main
         #: The green thread running now; None while the hub itself runs.
         self.current: GreenThread | None = main
@@ -240,21 +260,33 @@ class Hub(FdWaits):
             )
         return thread
 
-    def park(self, reason: str, timeout: float | None = None,
-             thread: GreenThread | None = None) -> Any:
-        """Suspend the current thread until `unpark` (returns its value) or timeout.
+    def prepare_park(self) -> ParkToken:
+        """A token for the running thread's next `park` (see `_parking`).
 
-        Returns `TIMED_OUT` when ``timeout`` seconds pass first; ``timeout <= 0``
-        returns it at once. Exceptions thrown in with `throw` are raised here.
-        ``thread``: what `current_thread_for_park` gave a caller that checked first.
+        Raises `HubError` where no green thread can park: in the hub itself, or on
+        an OS thread this hub does not belong to.
         """
-        if thread is None:
-            thread = self.current_thread_for_park()
+        thread = self.current
+        if thread is None or _os_thread_ident() != self.os_thread_id:
+            thread = self.current_thread_for_park()  # raises the error that fits
+        # The number is taken here, not in `park`: a token names one park, even one
+        # that returns at once, and no two tokens ever name the same park.
+        seq = thread._park_seq = thread._park_seq + 1
+        return (thread, seq)
+
+    def park(self, token: ParkToken, reason: str, timeout: float | None = None) -> Any:
+        """Suspend the thread of ``token`` (`prepare_park`'s) until `unpark` or timeout.
+
+        Returns what `unpark` handed it, or `TIMED_OUT` when ``timeout`` seconds pass
+        first; ``timeout <= 0`` returns it at once. ``reason`` is what the thread waits
+        on, for stack dumps and the deadlock report. Exceptions thrown in with `throw`
+        (a kill, a `Timeout`) are raised here.
+        """
+        thread: GreenThread = token[0]
+        if DEBUG:
+            self._check_token(token)
         if thread._held_exc is not None:
             self._raise_held(thread)
-        # The park number is consumed even by a park that returns at once: a wait
-        # queue may already hold an entry for it, which must never match a later park.
-        seq = thread._park_seq = thread._park_seq + 1
         if timeout is not None and timeout <= 0:
             return TIMED_OUT
         thread._state = PARKED
@@ -262,7 +294,7 @@ class Hub(FdWaits):
         thread._resume_value = _NOTHING
         timer = None
         if timeout is not None:
-            timer = self._timers.schedule(monotonic() + timeout, self._park_timed_out, (thread, seq))
+            timer = self._timers.schedule(monotonic() + timeout, self._park_timed_out, token)
         try:
             self._glet.switch()
         finally:
@@ -272,6 +304,21 @@ class Hub(FdWaits):
         value = thread._resume_value
         thread._resume_value = _NOTHING
         return value
+
+    def _check_token(self, token: ParkToken) -> None:
+        """Debug mode: ``token`` is the running thread's, for the park it is about to make."""
+        thread: GreenThread = token[0]
+        # Debug mode's own record (in the thread's __dict__, so that off costs nothing)
+        # of the last token parked on: a token names one park, not every later one.
+        used = thread.__dict__.get("_debug_parked_on")
+        if thread is not self.current or thread._park_seq != token[1] or used == token[1]:
+            raise HubError(
+                f"park token {token!r} was used by {self.current!r} for a park it was not "
+                f"made for (that thread's parks are at number {thread._park_seq}, and "
+                f"number {used} was parked on): take a new token with prepare_park() for "
+                f"every park, in the thread that parks"
+            )
+        thread.__dict__["_debug_parked_on"] = token[1]
 
     @staticmethod
     def withdraw(thread: GreenThread, exc: BaseException) -> None:
@@ -289,15 +336,17 @@ class Hub(FdWaits):
         if held is not None:
             raise held[0]
 
-    def _park_timed_out(self, arg: tuple[GreenThread, int]) -> None:
-        self.unpark(arg[0], arg[1], TIMED_OUT)
+    def _park_timed_out(self, token: ParkToken) -> None:
+        self.unpark(token, TIMED_OUT)
 
-    def unpark(self, thread: GreenThread, seq: int, value: Any = True,
-               now: float | None = None) -> bool:
-        """Make ``thread`` ready if it is still in park number ``seq``; hand it ``value``.
+    def unpark(self, token: ParkToken, value: Any = True, now: float | None = None) -> bool:
+        """Make the thread of ``token`` ready if it is still in that park; hand it ``value``.
 
+        Returns False, and does nothing, when the park is over (the token is stale):
+        the thread timed out, was woken by someone else, or was thrown into.
         ``now``: the time, if the caller just read it (the loop, for a poll's batch).
         """
+        thread, seq = token
         if thread._state is not PARKED or thread._park_seq != seq:
             return False
         thread._state = READY
@@ -312,8 +361,9 @@ class Hub(FdWaits):
             self._ready.append(thread)
         return True
 
-    def take_dropped_value(self, thread: GreenThread) -> Any:
-        """After ``park`` raised: the value the thread had been handed, or `TIMED_OUT`."""
+    def take_dropped_value(self, token: ParkToken) -> Any:
+        """After ``park`` raised: the value its thread had been handed, or `TIMED_OUT`."""
+        thread: GreenThread = token[0]
         value = thread._resume_value
         thread._resume_value = _NOTHING
         return TIMED_OUT if value is _NOTHING else value
@@ -372,7 +422,7 @@ class Hub(FdWaits):
                 f"sleep() takes a number of seconds, not {type(seconds).__name__}"
             ) from None
         if positive:
-            self.park(f"sleep({seconds!r})", seconds)
+            self.park(self.prepare_park(), f"sleep({seconds!r})", seconds)
         elif seconds == 0:
             self.yield_now()
         elif seconds < 0:
@@ -546,8 +596,8 @@ class Hub(FdWaits):
                             self.poll_seconds += monotonic() - began
                     if tokens:
                         woke_at = monotonic()  # one clock read for all the poll woke
-                        for thread, seq in tokens:
-                            self.unpark(thread, seq, True, woke_at)
+                        for token in tokens:
+                            self.unpark(token, True, woke_at)
                 # 5. Those who yielded this pass go behind everything woken above.
                 if yielded:
                     ready.extend(yielded)
@@ -617,7 +667,7 @@ class Hub(FdWaits):
             report_exception(self.main, exc)  # main cannot take it: at least say so
 
     def _deadlock(self) -> None:
-        self._deliver_to_main(DeadlockError(_introspect.deadlock_message(self)))
+        self._deliver_to_main(DeadlockError(_stacks.deadlock_message(list(self._threads.values()))))
 
 
 def _main_os_thread_id() -> int:

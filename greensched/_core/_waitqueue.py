@@ -29,45 +29,29 @@ from __future__ import annotations
 import _thread
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._errors import HubError
-
-if TYPE_CHECKING:
-    from ._hub import Hub
+from ._parking import TIMED_OUT, Parker
 
 __all__ = ["WaitQueue", "TIMED_OUT"]
-
-
-class _TimedOut:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "TIMED_OUT"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-#: Returned by `WaitQueue.park` (and `Hub.park`) when the timeout ran out.
-TIMED_OUT: Any = _TimedOut()
 
 # The OS-level original, captured before `patch_all()` can touch `_thread`.
 _os_thread_ident = _thread.get_ident
 
-# An entry is [thread, park number, state]; the state says who still counts it.
+# An entry is [park token, state]; the state says who still counts it.
 _WAITING = "waiting"  # queued, its thread parked (or woken but not yet running)
 _STALE = "stale"  # queued, but its thread left by timeout or exception
 _POPPED = "popped"  # taken off the queue by wake_one
 
 
 class WaitQueue:
-    """FIFO of [thread, park number, state] entries; see the module docstring."""
+    """FIFO of [park token, state] entries (`_parking`); see the module docstring."""
 
     __slots__ = ("_entries", "_stale", "_hub", "_reason", "_unclaimed")
 
     def __init__(
-        self, hub: Hub, reason: str, unclaimed: Callable[[Any], None] | None = None
+        self, hub: Parker, reason: str, unclaimed: Callable[[Any], None] | None = None
     ) -> None:
         self._entries: deque[list[Any]] = deque()
         self._stale = 0
@@ -87,13 +71,13 @@ class WaitQueue:
     def park(self, timeout: float | None = None) -> Any:
         """Wait at the tail of the queue; see the module docstring."""
         hub = self._hub
-        thread = hub.current_thread_for_park()
-        entry = [thread, thread._park_seq + 1, _WAITING]
+        token = hub.prepare_park()
+        entry = [token, _WAITING]
         self._entries.append(entry)
         try:
-            value = hub.park(self._reason, timeout, thread)
+            value = hub.park(token, self._reason, timeout)
         except BaseException:
-            handed = hub.take_dropped_value(thread)
+            handed = hub.take_dropped_value(token)
             if handed is TIMED_OUT:
                 self._forget(entry)
             elif not self.wake_one(handed) and self._unclaimed is not None:
@@ -105,13 +89,13 @@ class WaitQueue:
 
     def _forget(self, entry: list[Any]) -> None:
         """Our thread left without being woken: its entry, if still queued, is stale."""
-        if entry[2] is not _WAITING:
+        if entry[1] is not _WAITING:
             return  # already popped by wake_one, which found the thread gone
-        entry[2] = _STALE
+        entry[1] = _STALE
         self._stale += 1
         entries = self._entries
         if self._stale > 32 and self._stale * 2 > len(entries):
-            self._entries = deque(e for e in entries if e[2] is _WAITING)
+            self._entries = deque(e for e in entries if e[1] is _WAITING)
             self._stale = 0
 
     def wake_one(self, value: Any = True) -> bool:
@@ -132,11 +116,11 @@ class WaitQueue:
         unpark = self._hub.unpark
         while entries:
             entry = entries.popleft()
-            if entry[2] is _STALE:
+            if entry[1] is _STALE:
                 self._stale -= 1
                 continue
-            entry[2] = _POPPED
-            if unpark(entry[0], entry[1], value):
+            entry[1] = _POPPED
+            if unpark(entry[0], value):
                 return True
             # The thread already left (timed out or killed) and has not run yet to
             # mark its entry stale; _POPPED tells its _forget that it is gone.

@@ -47,8 +47,9 @@ from asyncio import events as _events, selector_events as _selector_events, task
 from collections.abc import Callable
 from typing import Any
 
-from .._core._hub import _local as _hub_local, get_hub
+from .._core._hub import existing_hub, get_hub
 from .._core._netpoll import EVENT_READ
+from .._core._parking import ParkToken
 from .._core._preempt import mark_root as mark_root  # for greensched.asyncio's thread bodies
 from ..local import local as _green_local
 from ._registry import original, patch_attr
@@ -83,7 +84,7 @@ def _key() -> Any:
     (its first park creates it) is still found after. The hub is looked up, never
     made: an OS thread that merely asks for its running loop gets no hub.
     """
-    hub = getattr(_hub_local, "hub", None)
+    hub = existing_hub()
     if hub is not None:
         current = hub.current
         if current is not None and current is not hub.main:
@@ -190,7 +191,7 @@ class HubSelector(_HubSelectorBase):
 
     def __init__(self) -> None:
         super().__init__()
-        self._sleeper: Any = None  # the green thread parked in select()
+        self._sleeper: ParkToken | None = None  # the park of the thread in select()
         self._poked = False
         self._hub: Any = None
 
@@ -204,15 +205,15 @@ class HubSelector(_HubSelectorBase):
         # after the threads ready now) sees this selector's fd readable and wakes us.
         # Looking first would cost a syscall on every wait.
         hub = self._hub = get_hub()
-        self._sleeper = hub.current_thread_for_park()
+        token = self._sleeper = hub.prepare_park()
         try:
             if _OSSelector is not None:
-                hub.wait_fd(self.fileno(), EVENT_READ, timeout, self)
+                hub.wait_fd(self.fileno(), EVENT_READ, timeout, self, token)
             else:  # pragma: no cover
                 hub.wait_fds([key.fd for key in self._fd_to_key.values()
                               if key.events & selectors.EVENT_READ],
                              [key.fd for key in self._fd_to_key.values()
-                              if key.events & selectors.EVENT_WRITE], timeout)
+                              if key.events & selectors.EVENT_WRITE], timeout, token)
         finally:
             self._sleeper = None
         if self._poked:
@@ -227,9 +228,9 @@ class HubSelector(_HubSelectorBase):
         from other OS threads use the loop's ``call_soon_threadsafe``.
         """
         self._poked = True
-        thread = self._sleeper
-        if thread is not None:  # parked in our wait_fd (nowhere else while it is set)
-            self._hub.unpark(thread, thread._park_seq, True)
+        token = self._sleeper
+        if token is not None:  # parked in our wait_fd (nowhere else while it is set)
+            self._hub.unpark(token, True)
 
     def close(self) -> None:
         if _OSSelector is not None and self._selector is not None:
@@ -281,12 +282,11 @@ class Waiter:
     ``greensched.asyncio.run_coroutine`` parks on, once per call.
     """
 
-    __slots__ = ("_hub", "_thread", "_seq", "_flag", "_reason")
+    __slots__ = ("_hub", "_token", "_flag", "_reason")
 
     def __init__(self, reason: str) -> None:
         self._hub = get_hub()
-        self._thread: Any = None
-        self._seq = 0
+        self._token: ParkToken | None = None
         self._flag = False
         self._reason = reason  # what the deadlock report and dump_stacks() show
 
@@ -298,19 +298,18 @@ class Waiter:
         if self._flag:
             return True
         hub = self._hub
-        thread = self._thread = hub.current_thread_for_park()
-        self._seq = thread._park_seq + 1  # the number `park` gives this park
+        token = self._token = hub.prepare_park()
         try:
-            hub.park(self._reason, timeout, thread)
+            hub.park(token, self._reason, timeout)
         finally:
-            self._thread = None
+            self._token = None
         return self._flag
 
     def set(self) -> None:
         self._flag = True
-        thread = self._thread
-        if thread is not None:
-            self._hub.unpark(thread, self._seq)
+        token = self._token
+        if token is not None:
+            self._hub.unpark(token)
 
 
 # -- installing ------------------------------------------------------------------------------

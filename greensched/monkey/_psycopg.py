@@ -55,9 +55,10 @@ from time import monotonic
 from types import ModuleType
 from typing import Any
 
-from .. import Timeout, TimeoutExpired, wait_fds, wait_readable, wait_writable
 from .._core._hub import Hub, get_hub  # its fd waits take an owner (see _LibpqSocket)
-from .._core._introspect import display_name
+from .._core._stacks import display_name
+from ..scheduler import wait_fds, wait_readable, wait_writable
+from ..timeout import Timeout, TimeoutExpired
 from ._postimport import when_imported
 from ._registry import mark_module, original, patch_attr
 

@@ -62,7 +62,7 @@ from time import monotonic as _monotonic
 from typing import Any
 
 from .._core import _hub as _hub_module
-from .._core._hub import get_hub
+from .._core._hub import existing_hub, get_hub
 from .._core._netpoll import EVENT_READ as _EVENT_READ, EVENT_WRITE as _EVENT_WRITE
 from . import dns as _dns
 
@@ -170,8 +170,7 @@ def _notify_closed(fd: int) -> None:
     Does not create a hub in an OS thread that never used greensched: there,
     nothing can be parked on the fd.
     """
-    local = getattr(_hub_module, "_local", None)
-    hub = getattr(local, "hub", None) if local is not None else get_hub()
+    hub = existing_hub()
     if hub is not None:
         hub.notify_fd_closed(fd)
 

@@ -159,6 +159,11 @@ _MAX_RETRIES = 64
 _HOLD_BACK_MAX_S = 1.0
 
 _SWITCH_SIGNAL: int | None = getattr(signal, "SIGRTMAX", None)
+# The real ones, bound at import: under patch_all() the signal module's own names give
+# the program a virtual SIGALRM and ITIMER_REAL (monkey/_signal.py); the scheduler's
+# timer is the real one.
+_setitimer = signal.setitimer
+_signal_signal = signal.signal
 _SWITCH = "switch"
 _RETRY = "retry"
 
@@ -246,7 +251,7 @@ class Preemptor:
         self._stuck_min = max(self.slice, _STUCK_MIN_S)
 
     def _install(self) -> None:
-        signal.signal(signal.SIGALRM, self._on_tick)
+        _signal_signal(signal.SIGALRM, self._on_tick)
         if _SWITCH_SIGNAL is not None:
             signal.signal(_SWITCH_SIGNAL, self._on_switch)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
@@ -269,12 +274,12 @@ class Preemptor:
         # which the next maybe_arm or idle tick mends. The other order could leave
         # the flag on with the timer stopped: no preemption until reconfigured.
         self._armed = True
-        signal.setitimer(signal.ITIMER_REAL, self._period, self._period)
+        _setitimer(signal.ITIMER_REAL, self._period, self._period)
         self.timer_starts += 1
 
     def disarm(self) -> None:
         """Stop the timer (the hub re-arms it when threads compete again)."""
-        signal.setitimer(signal.ITIMER_REAL, 0.0, 0.0)
+        _setitimer(signal.ITIMER_REAL, 0.0, 0.0)
         self._armed = False
 
     def _after_fork_in_child(self) -> None:
@@ -326,7 +331,7 @@ class Preemptor:
         if action is _RETRY:
             self._retry_pending = True
             if _add_pending is None:
-                return signal.setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
+                return _setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
             return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
         return None
 

@@ -73,7 +73,7 @@ if _HANDLES:
                        "_make_thread_handle", "_thread_shutdown"]
 else:
     __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
-__implements_thread__ = ["start_new_thread", "start_new", "_local"] + (
+__implements_thread__ = ["start_new_thread", "start_new", "_local", "RLock"] + (
     ["start_joinable_thread"] if _HANDLES else [])
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
@@ -323,7 +323,8 @@ def patch() -> None:
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,
-                        "start_joinable_thread": start_joinable_thread, "_local": _green_local}
+                        "start_joinable_thread": start_joinable_thread, "_local": _green_local,
+                        "RLock": _green_sync.RLock}
     for name in __implements_thread__:
         if hasattr(_thread_module, name):  # start_new, a deprecated alias, may go away
             patch_attr(_thread_module, name, in_thread_module[name])

@@ -22,7 +22,9 @@ What each switch replaces (each green module declares it in ``__implements__``):
 ``subprocess`` ``os.waitpid``, ``subprocess.Popen`` (green pipe files), and the
             selector ``communicate`` uses
 ``signal``  ``signal.signal``/``getsignal``: an exception a handler raises goes to
-            the main green thread, as it does with OS threads
+            the main green thread, as it does with OS threads; ``alarm``,
+            ``setitimer``/``getitimer`` (``ITIMER_REAL``) and the SIGALRM handler
+            are the program's own, beside the preemption timer
 ``drivers`` psycopg2's wait callback and psycopg 3's ``psycopg.waiting.wait``/
             ``wait_conn``, which park on the connection's fd (at once if imported,
             else when imported); see docs/drivers.md

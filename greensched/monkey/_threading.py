@@ -23,10 +23,12 @@ preempted while holding a real lock would block every other one that wants it.
 
 In the `_thread` module itself only the functions that *start* threads are
 replaced (``start_new_thread``, its alias ``start_new``, and on 3.13
-``start_joinable_thread``), and ``_local``: code that starts its threads there
-(CPython's own socket tests do) gets green threads, with per-green-thread locals,
-which can use the green `threading` primitives the rest of the program shares
-with them. Its locks and idents stay OS-level, on purpose. The import system takes its module locks from
+``start_joinable_thread``), ``_local``, and ``RLock``: code that starts its threads
+there (CPython's own socket tests do) gets green threads, with per-green-thread
+locals, which can use the green `threading` primitives the rest of the program
+shares with them. ``RLock`` is `threading.RLock`'s green class: the C one names its
+owner by OS thread, so every green thread would own it at once (and the import
+system does not use it). Its other locks and idents stay OS-level, on purpose. The import system takes its module locks from
 ``_thread.allocate_lock`` and names owners with ``_thread.get_ident``, in every OS
 thread, including `to_thread`'s pool threads: green locks there would be waited on
 from OS threads whose hub cannot be woken by the lock's. Real import locks keyed

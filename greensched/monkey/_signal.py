@@ -38,8 +38,9 @@ What differs from a real SIGALRM: it is delivered when the hub next runs its
 timers, which with preemption on is within a tick even while the main thread
 computes or sits in an unpatched blocking call; with preemption off
 (``GREENSCHED_PREEMPT=0``), only when some green thread waits. A handler sees the
-main green thread's frame. ``signal.pause()`` and ``sigwait`` still wait for real
-signals, and the preemption tick is one.
+main green thread's frame. ``signal.pause()`` parks the green thread until one of
+the program's handlers has run (the real one would return at every preemption
+tick); ``sigwait`` and ``sigtimedwait`` still wait for real signals.
 """
 
 from __future__ import annotations
@@ -56,18 +57,20 @@ from typing import Any
 from .._core._hub import Hub, existing_hub, get_hub
 from .._core._stacks import thread_frame
 from .._core._timers import TimerHandle
+from ..sync import Event
 from ._registry import patch_attr
 
 __all__ = ["RoutedHandler", "VirtualAlarm", "signal", "getsignal", "alarm", "setitimer",
-           "getitimer", "patch"]
+           "getitimer", "pause", "patch"]
 
-__implements__ = ["signal", "getsignal", "alarm", "setitimer", "getitimer"]
+__implements__ = ["signal", "getsignal", "alarm", "setitimer", "getitimer", "pause"]
 
 _original_signal = _stdlib_signal.signal
 _original_getsignal = _stdlib_signal.getsignal
 _original_alarm = _stdlib_signal.alarm
 _original_setitimer = _stdlib_signal.setitimer
 _original_getitimer = _stdlib_signal.getitimer
+_original_pause = _stdlib_signal.pause
 _SIGALRM = _stdlib_signal.SIGALRM
 _ITIMER_REAL = _stdlib_signal.ITIMER_REAL
 
@@ -89,6 +92,8 @@ class RoutedHandler:
             if current is None or current is hub.main or not hub.throw(hub.main, exc):
                 raise  # in main or the hub already (or main cannot take it): as CPython does
             return None  # main raises it where it waits; the interrupted thread goes on
+        finally:
+            _handled()
 
     def __repr__(self) -> str:
         return f"<greensched routing {self.handler!r} to the main green thread>"
@@ -209,11 +214,44 @@ class VirtualAlarm:
             _original_signal(_SIGALRM, _stdlib_signal.SIG_DFL)
             os.kill(os.getpid(), _SIGALRM)
             return
-        handler(_SIGALRM, thread_frame(self._hub.main))  # raises into main, via the hub
+        try:
+            handler(_SIGALRM, thread_frame(self._hub.main))  # raises into main, via the hub
+        finally:
+            _handled()
 
 
 #: The process's virtual SIGALRM, once `patch` ran in the main OS thread.
 _alarm: VirtualAlarm | None = None
+
+
+#: Set when one of the program's handlers has run: wakes the green threads in `pause`.
+_pause_over: Event | None = None
+
+
+def _handled() -> None:
+    """A handler of the program's ran (a real signal's or the virtual SIGALRM's)."""
+    global _pause_over
+    event = _pause_over
+    if event is not None:
+        _pause_over = None
+        event.set()
+
+
+def pause() -> None:
+    """`signal.pause`: park this green thread until one of the program's handlers has run.
+
+    The real one waits for any signal the OS thread catches, and the preemption tick
+    is one: it would return at once, and the virtual SIGALRM never ends it. An
+    exception the handler raises is raised here when this is the main green thread.
+    """
+    global _pause_over
+    if _alarm is None:
+        return _original_pause()
+    event = _pause_over
+    if event is None:
+        event = _pause_over = Event()
+    event.wait()
+    return None
 
 
 def alarm(seconds: int) -> int:
@@ -245,6 +283,12 @@ def getitimer(which: int) -> tuple[float, float]:
 
 signal.__doc__ = (signal.__doc__ or "") + "\n\n" + (_original_signal.__doc__ or "")
 getsignal.__doc__ = (getsignal.__doc__ or "") + "\n\n" + (_original_getsignal.__doc__ or "")
+
+
+# They stand in for the signal module's own functions, where pydoc and introspection
+# look for them (CPython's test_signal checks every function's __module__).
+for _function in (signal, getsignal, alarm, setitimer, getitimer, pause):
+    _function.__module__ = "signal"
 
 
 def patch() -> None:

@@ -122,3 +122,33 @@ for name, call in [("alarm float", lambda: signal.alarm(1.5)),
 print(json.dumps(errors))
 """)
     assert r == {"alarm float": "TypeError", "negative": "itimer_error", "bad handler": "TypeError"}
+
+
+def test_pause_waits_for_the_programs_handler_not_for_the_preemption_tick() -> None:
+    r = run_child("""
+calls = []
+signal.signal(signal.SIGALRM, lambda signum, frame: calls.append("alarm"))
+signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append("usr1"))
+stop = False
+def hog():                       # keeps the preemption timer ticking meanwhile
+    while not stop:
+        pass
+t = threading.Thread(target=hog)
+t.start()
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+signal.pause()                   # returns only once the virtual SIGALRM's handler ran
+after_alarm = list(calls)
+from greensched._core._hub import get_hub
+main = get_hub().main
+def sender():                    # signals once main is parked in pause(), not before
+    import os
+    while main.state != "PARKED":
+        time.sleep(0)
+    os.kill(os.getpid(), signal.SIGUSR1)
+threading.Thread(target=sender).start()
+signal.pause()                   # and for a real signal's handler
+stop = True
+t.join()
+print(json.dumps({"after_alarm": after_alarm, "calls": calls}))
+""")
+    assert r == {"after_alarm": ["alarm"], "calls": ["alarm", "usr1"]}

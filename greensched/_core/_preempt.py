@@ -127,7 +127,7 @@ import signal
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._pending import make_pending_retrip
 from ._safepoints import (
@@ -144,10 +144,31 @@ from ._safepoints import (
 from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
 
 if TYPE_CHECKING:
-    from ._hub import Hub
+    from ._greenthread import GreenThread
+    from ._netpoll import Netpoller
+    from ._timers import TimerHeap
+
+
+class PreemptedHub(Protocol):
+    """What the preemptor reads and calls of its hub (`_hub.Hub`, which imports this
+    module: naming the hub by this protocol keeps the imports one way)."""
+
+    current: GreenThread | None
+    main: GreenThread
+    switches: int
+    resumed_at: float
+    _threads: dict[int, GreenThread]
+    _timers: TimerHeap
+    _netpoll: Netpoller
+    _polling: bool
+
+    def others_ready(self) -> bool: ...
+    def yield_now(self) -> None: ...
+
 
 __all__ = [
-    "Preemptor", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config", "mark_root",
+    "Preemptor", "PreemptedHub", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config",
+    "mark_root",
     "parse_signal", "set_dump_signal", "check_slice_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
 ]
 
@@ -196,7 +217,7 @@ _add_pending, _TRIP = make_pending_retrip()
 class Preemptor:
     """Arms the slice timer for one hub (the main OS thread's) and runs its handlers."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: PreemptedHub) -> None:
         self._hub = hub
         self.enabled, slice_ms = read_env_config()
         self._set_slice(slice_ms)

@@ -28,8 +28,9 @@ there (CPython's own socket tests do) gets green threads, with per-green-thread
 locals, which can use the green `threading` primitives the rest of the program
 shares with them. ``RLock`` is `threading.RLock`'s green class: the C one names its
 owner by OS thread, so every green thread would own it at once (and the import
-system does not use it). Its other locks and idents stay OS-level, on purpose. The import system takes its module locks from
-``_thread.allocate_lock`` and names owners with ``_thread.get_ident``, in every OS
+system does not use it). Its other locks and idents stay OS-level, on purpose. The
+import system takes its module locks from ``_thread.allocate_lock`` and names owners
+with ``_thread.get_ident``, in every OS
 thread, including `to_thread`'s pool threads: green locks there would be waited on
 from OS threads whose hub cannot be woken by the lock's. Real import locks keyed
 by the OS thread stay correct because an import is never preempted (see

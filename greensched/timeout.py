@@ -30,7 +30,20 @@ class TimeoutExpired(TimeoutError):
 
     def __init__(self, timeout: Timeout) -> None:
         super().__init__(f"timed out after {timeout.seconds} s")
-        self.timeout = timeout
+        #: The `Timeout` that fired; None in a copy unpickled elsewhere (a Timeout
+        #: belongs to its hub, and does not travel).
+        self.timeout: Timeout | None = timeout
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_unpickle_expired, (self.args,))
+
+
+def _unpickle_expired(args: tuple[Any, ...]) -> TimeoutExpired:
+    """A `TimeoutExpired` from its pickle: the message kept, its `Timeout` gone."""
+    exc = TimeoutExpired.__new__(TimeoutExpired)
+    exc.args = args
+    exc.timeout = None
+    return exc
 
 
 class Timeout:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GreenThreadExit", "DeadlockError", "HubError", "StateTransitionError"]
+__all__ = ["GreenThreadExit", "DeadlockError", "HubError", "FdBusyError", "StateTransitionError"]
 
 
 class GreenThreadExit(BaseException):
@@ -24,6 +24,15 @@ class DeadlockError(RuntimeError):
 
 class HubError(RuntimeError):
     """A runtime operation was used where it cannot work (e.g. blocking inside the hub)."""
+
+
+class FdBusyError(HubError):
+    """A second green thread tried to wait to read (or to write) an fd another already waits on.
+
+    Two readers of one socket or pipe would race for the same bytes, and two writers
+    interleave theirs; greensched refuses the second wait rather than wake only one.
+    A `RuntimeError`, as it was before it had a name of its own.
+    """
 
 
 class StateTransitionError(RuntimeError):

@@ -37,6 +37,7 @@ from __future__ import annotations
 import _thread
 import atexit
 import os
+import sys
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
@@ -193,6 +194,8 @@ class Hub(FdWaits):
         if is_main:
             atexit.register(self._at_exit)
         self._fork_orphans: list[Any] = []
+        #: A DeadlockError was raised in main: the program was told (see `_at_exit`).
+        self._deadlock_raised = False
 
     # -- starting and finishing threads ---------------------------------------------
 
@@ -441,10 +444,23 @@ class Hub(FdWaits):
             self._all_done.park()
 
     def _at_exit(self) -> None:
-        """Like a threaded program: wait for non-daemon threads, then stop ticking."""
+        """Like a threaded program: wait for non-daemon threads, then stop ticking.
+
+        Non-daemon threads that can never finish make that wait a deadlock. A program
+        that died of a `DeadlockError` has had the report already (the same threads,
+        parked where they were), so it is not printed again; otherwise it is printed
+        once, and the program ends all the same (with OS threads it would hang).
+        """
         try:
             if self.current is self.main and _os_thread_ident() == self.os_thread_id:
-                self.join_non_daemon()
+                already_told = self._deadlock_raised
+                try:
+                    self.join_non_daemon()
+                except DeadlockError as exc:
+                    if not already_told and sys.stderr is not None:
+                        sys.stderr.write(
+                            f"greensched: the program ended, but its non-daemon green threads "
+                            f"can never finish, so they were not waited for: {exc}\n")
         finally:
             if self.preemptor is not None:
                 self.preemptor.shutdown()
@@ -667,6 +683,7 @@ class Hub(FdWaits):
             report_exception(self.main, exc)  # main cannot take it: at least say so
 
     def _deadlock(self) -> None:
+        self._deadlock_raised = True
         self._deliver_to_main(DeadlockError(_stacks.deadlock_message(list(self._threads.values()))))
 
 

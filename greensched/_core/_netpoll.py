@@ -63,6 +63,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ._errors import FdBusyError
+
 __all__ = ["Netpoller", "EVENT_READ", "EVENT_WRITE"]
 
 #: The stdlib's real selector class, captured before `patch_all()` makes the
@@ -164,7 +166,7 @@ class Netpoller:
         waiters = self._record(fd, owner)
         if event == EVENT_READ:
             if waiters.reader is not None:
-                raise RuntimeError(
+                raise FdBusyError(
                     f"another green thread is already waiting to read fd {fd}: two readers "
                     f"of one file would race for the same bytes; give each its own connection, "
                     f"or hand the data through a Queue"
@@ -172,7 +174,7 @@ class Netpoller:
             waiters.reader = token
         else:
             if waiters.writer is not None:
-                raise RuntimeError(
+                raise FdBusyError(
                     f"another green thread is already waiting to write fd {fd}: serialise "
                     f"the writers with a Lock"
                 )

@@ -108,7 +108,7 @@ def test_two_readers_of_one_fd_get_a_clear_error() -> None:
     try:
         first = spawn(greensched.wait_readable, r, 5)
         greensched.sleep(0)
-        with pytest.raises(RuntimeError, match="already waiting to read fd"):
+        with pytest.raises(greensched.FdBusyError, match="already waiting to read fd"):
             greensched.wait_readable(r, 5)
         os.write(w, b"x")
         assert first.result() is True

@@ -9,6 +9,7 @@ import pytest
 
 import greensched
 from greensched._core._hub import get_hub
+from greensched.testing import MockClock
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +71,14 @@ def preemption_on() -> Iterator[None]:
     greensched.set_preemption(True, 10.0)
     yield
     greensched.set_preemption(*before)
+
+
+@pytest.fixture
+def mock_clock() -> Iterator[MockClock]:
+    """The hub on a `MockClock` (autojump off) for the test; real time again after."""
+    clock = MockClock()
+    greensched.set_clock(clock)
+    try:
+        yield clock
+    finally:
+        greensched.set_clock(None)

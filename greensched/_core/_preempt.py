@@ -419,8 +419,13 @@ class Preemptor:
     def _timer_due(self, now: float) -> bool:
         # peek_deadline, never next_deadline: the latter pops cancelled entries, and
         # this runs at any bytecode, e.g. inside TimerHeap.cancel rebuilding the heap.
-        deadline = self._hub._timers.peek_deadline()
-        return deadline is not None and deadline <= now
+        hub = self._hub
+        deadline = hub._timers.peek_deadline()
+        if deadline is None:
+            return False
+        if hub._jumper is not None:
+            now = hub._now()  # timer deadlines are on the hub's clock; `now` is real time
+        return deadline <= now
 
     def _switch_now(self) -> Any:
         self._switch_requested = True

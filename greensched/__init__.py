@@ -19,10 +19,12 @@ from .monkey import is_patched, original, patch_all
 from .queue import Empty, Full, LifoQueue, PriorityQueue, Queue, SimpleQueue
 from .scheduler import (
     current_thread,
+    get_clock,
     get_preemption,
     no_preempt,
     notify_fd_closed,
     run,
+    set_clock,
     set_preemption,
     sleep,
     spawn,
@@ -49,6 +51,7 @@ __all__ = [
     "Queue", "RLock", "Semaphore", "SimpleQueue", "StateTransitionError", "Timeout", "TimeoutExpired",
     "current_thread", "dump_stacks", "format_stacks", "get_preemption", "is_patched", "local",
     "no_preempt", "notify_fd_closed", "original", "patch_all", "run", "set_dump_signal",
-    "set_preemption", "sleep", "spawn", "start_blocking_detector", "stats", "stop_blocking_detector",
+    "set_clock", "get_clock", "set_preemption", "sleep", "spawn", "start_blocking_detector", "stats",
+    "stop_blocking_detector",
     "to_thread", "wait_fds", "wait_readable", "wait_writable",
 ]

@@ -11,18 +11,35 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._core import _preempt
+from ._core._clock import Clock
 from ._core._hub import current_thread, get_hub, sleep, spawn
 from ._core._preempt import NoPreempt
 
 __all__ = [
     "spawn", "sleep", "run", "current_thread", "no_preempt", "set_preemption",
-    "get_preemption", "wait_readable", "wait_writable", "wait_fds", "notify_fd_closed",
+    "get_preemption", "set_clock", "get_clock", "wait_readable", "wait_writable", "wait_fds",
+    "notify_fd_closed",
 ]
 
 
 def run() -> None:
     """Park the calling green thread until every other green thread has finished."""
     get_hub().run()
+
+
+def set_clock(clock: Clock | None) -> None:
+    """Measure this OS thread's green-wait deadlines on ``clock`` (None: real time again).
+
+    For tests: pass a `greensched.testing.MockClock`. Raises `RuntimeError` if a
+    timer (a sleep, a timeout, a ``call_later``) is pending, as its deadline belongs to
+    the old clock. ``time.monotonic()`` and preemption stay on real time.
+    """
+    get_hub().set_clock(clock)
+
+
+def get_clock() -> Clock:
+    """The clock this OS thread's hub measures green-wait deadlines on."""
+    return get_hub().clock
 
 
 def no_preempt() -> NoPreempt:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import _thread
 import warnings
 from collections.abc import Callable
-from time import monotonic
 from typing import Any, TypeVar
 
 from ._core._errors import DeadlockError
 from ._core._greenthread import GreenThread
-from ._core._hub import get_hub
+from ._core._hub import clock_now, get_hub
 from ._core._waitqueue import TIMED_OUT, WaitQueue
 
 __all__ = ["Lock", "RLock", "Condition", "Event", "Semaphore", "BoundedSemaphore"]
@@ -292,9 +291,9 @@ class Condition:
         while not result:
             if waittime is not None:
                 if endtime is None:
-                    endtime = monotonic() + waittime
+                    endtime = clock_now() + waittime
                 else:
-                    waittime = endtime - monotonic()
+                    waittime = endtime - clock_now()
                     if waittime <= 0:
                         break
             self.wait(waittime)

@@ -15,6 +15,7 @@ import pytest  # noqa: E402  # after the environment is set
 
 import greensched  # noqa: E402
 from greensched._core._hub import get_hub  # noqa: E402
+from greensched.testing import MockClock  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +77,14 @@ def preemption_on() -> Iterator[None]:
     greensched.set_preemption(True, 10.0)
     yield
     greensched.set_preemption(*before)
+
+
+@pytest.fixture
+def mock_clock() -> Iterator[MockClock]:
+    """The hub on a `MockClock` (autojump off) for the test; real time again after."""
+    clock = MockClock()
+    greensched.set_clock(clock)
+    try:
+        yield clock
+    finally:
+        greensched.set_clock(None)

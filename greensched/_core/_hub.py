@@ -46,6 +46,7 @@ from typing import Any
 from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _local, _preempt, _stacks
+from ._clock import REAL_CLOCK, Clock
 from ._debug import DEBUG
 from ._errors import DeadlockError, GreenThreadExit, HubError
 from ._fdwait import FdWaits
@@ -64,7 +65,8 @@ from ._parking import TIMED_OUT, ParkToken
 from ._timers import TimerHandle, TimerHeap
 from ._waitqueue import WaitQueue
 
-__all__ = ["Hub", "get_hub", "existing_hub", "current_thread", "spawn", "sleep", "TIMED_OUT", "WAIT_WINDOW"]
+__all__ = ["Hub", "get_hub", "existing_hub", "clock_now", "current_thread", "spawn", "sleep", "TIMED_OUT",
+           "WAIT_WINDOW"]
 
 # A green thread's user code begins below these frames: preemption may happen there.
 _preempt.mark_root(GreenThread.run)
@@ -147,6 +149,11 @@ def sleep(seconds: float) -> None:
     get_hub().sleep(seconds)
 
 
+def clock_now() -> float:
+    """The time on this OS thread's hub clock: what green-wait deadlines are measured in."""
+    return get_hub()._now()
+
+
 class Hub(FdWaits):
     """Run queue, timers and netpoller of one OS thread; see the module docstring."""
 
@@ -162,6 +169,11 @@ class Hub(FdWaits):
         #: appends to a deque never lose one another.
         self._woken: deque[GreenThread] = deque()
         self._timers = TimerHeap()
+        #: The clock deadlines of green waits are read by (see _clock); `_now` is its
+        #: bound `now`, `_jumper` the clock itself unless it is the real one.
+        self.clock: Clock = REAL_CLOCK
+        self._now = REAL_CLOCK.now
+        self._jumper: Clock | None = None
         self._netpoll = Netpoller()
         self._calls: deque[tuple[Callable[[Any], None], Any]] = deque()
         self._external = 0
@@ -297,7 +309,7 @@ class Hub(FdWaits):
         thread._resume_value = _NOTHING
         timer = None
         if timeout is not None:
-            timer = self._timers.schedule(monotonic() + timeout, self._park_timed_out, token)
+            timer = self._timers.schedule(self._now() + timeout, self._park_timed_out, token)
         try:
             self._glet.switch()
         finally:
@@ -500,9 +512,31 @@ class Hub(FdWaits):
 
     # -- timers, I/O, other OS threads ---------------------------------------------------
 
+    def set_clock(self, clock: Clock | None) -> None:
+        """Read the deadlines of green waits from ``clock`` from now on (None: real time).
+
+        Only while no timer is pending: a pending deadline was computed on the old
+        clock and would fire at a meaningless time on the new one.
+        """
+        if clock is None:
+            clock = REAL_CLOCK
+        if not isinstance(clock, Clock):
+            raise TypeError(f"set_clock() takes a greensched Clock (or None), not {type(clock).__name__}")
+        if clock is self.clock:
+            return
+        if len(self._timers):
+            raise RuntimeError(
+                f"cannot change the clock while {len(self._timers)} timer(s) are pending "
+                f"(sleeps, timeouts, call_later): their deadlines are on {self.clock!r}; "
+                f"set the clock before starting threads that wait, or after they finished"
+            )
+        self.clock = clock
+        self._now = clock.now
+        self._jumper = None if clock is REAL_CLOCK else clock
+
     def call_later(self, delay: float, callback: Callable[[Any], None], arg: Any = None) -> TimerHandle:
         """Run ``callback(arg)`` in the hub after ``delay`` seconds; must not block."""
-        handle = self._timers.schedule(monotonic() + delay, callback, arg)
+        handle = self._timers.schedule(self._now() + delay, callback, arg)
         if self.preemptor is not None and self.current is not None:
             self.preemptor.maybe_arm()  # so a thread computing alone still sees it fire
         return handle
@@ -572,7 +606,7 @@ class Hub(FdWaits):
                             now = self._resume(thread, now)
                 # 2. Timers that are due.
                 if timers.has_entries():  # cancelled ones too: the handler peeks at the top
-                    for callback, arg in timers.pop_due(monotonic()):
+                    for callback, arg in timers.pop_due(self._now()):
                         self._run_callback(callback, arg)
                 # 3. Work handed in by other OS threads.
                 while calls:
@@ -580,12 +614,18 @@ class Hub(FdWaits):
                     self._run_callback(callback, arg)
                 # 4. Poll: don't wait if work is ready; else until the next timer.
                 netpoll = self._netpoll  # read now: a fork in step 1 replaced it in the child
+                idle_at = None  # a mock clock's next timer, to jump to if the poll is idle
                 if ready or yielded:
                     timeout: float | None = 0.0
                 else:
                     deadline = timers.next_deadline()
                     if deadline is not None:
-                        timeout = max(deadline - monotonic(), 0.0)
+                        jumper = self._jumper
+                        if jumper is None:
+                            timeout = max(deadline - self._now(), 0.0)
+                        else:
+                            timeout = jumper.sleep_time(deadline, self._now())
+                            idle_at = deadline
                     elif netpoll.waiting or self._external or calls:
                         timeout = None
                     elif not _preempt.user_signal_handlers():
@@ -614,6 +654,11 @@ class Hub(FdWaits):
                         woke_at = monotonic()  # one clock read for all the poll woke
                         for token in tokens:
                             self.unpark(token, True, woke_at)
+                    if tokens:
+                        idle_at = None
+                jumper = self._jumper
+                if idle_at is not None and jumper is not None and not (ready or self._external or calls):
+                    jumper.idle(idle_at)
                 # 5. Those who yielded this pass go behind everything woken above.
                 if yielded:
                     ready.extend(yielded)

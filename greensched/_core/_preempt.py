@@ -144,6 +144,7 @@ from ._safepoints import (
 from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
 
 if TYPE_CHECKING:
+    from ._clock import Clock
     from ._greenthread import GreenThread
     from ._netpoll import Netpoller
     from ._timers import TimerHeap
@@ -161,7 +162,9 @@ class PreemptedHub(Protocol):
     _timers: TimerHeap
     _netpoll: Netpoller
     _polling: bool
+    _jumper: Clock | None  # the hub's clock unless it is the real one (see _clock)
 
+    def _now(self) -> float: ...
     def others_ready(self) -> bool: ...
     def yield_now(self) -> None: ...
 
@@ -445,8 +448,13 @@ class Preemptor:
     def _timer_due(self, now: float) -> bool:
         # peek_deadline, never next_deadline: the latter pops cancelled entries, and
         # this runs at any bytecode, e.g. inside TimerHeap.cancel rebuilding the heap.
-        deadline = self._hub._timers.peek_deadline()
-        return deadline is not None and deadline <= now
+        hub = self._hub
+        deadline = hub._timers.peek_deadline()
+        if deadline is None:
+            return False
+        if hub._jumper is not None:
+            now = hub._now()  # timer deadlines are on the hub's clock; `now` is real time
+        return deadline <= now
 
     def _switch_now(self) -> Any:
         self._switch_requested = True

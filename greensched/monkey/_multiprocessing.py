@@ -35,7 +35,7 @@ import os as _os
 import stat as _stat
 from typing import Any
 
-from .._core._hub import get_hub
+from .._core._hub import clock_now, get_hub
 from ..scheduler import sleep, wait_readable, wait_writable
 from ._registry import patch_attr
 
@@ -107,13 +107,11 @@ def green_semlock_acquire(semlock: Any, block: bool = True, timeout: float | Non
     if len(get_hub()._threads) < 2:
         # Alone in this process (a pool worker, say): nobody else to run; block for real.
         return bool(semlock.acquire(True, timeout))
-    from time import monotonic
-
-    deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
+    deadline = None if timeout is None else clock_now() + max(timeout, 0.0)
     pause = _POLL_FIRST
     while True:
         if deadline is not None:
-            left = deadline - monotonic()
+            left = deadline - clock_now()
             if left <= 0:
                 return bool(semlock.acquire(False))
             pause = min(pause, left)

@@ -285,12 +285,6 @@ signal.__doc__ = (signal.__doc__ or "") + "\n\n" + (_original_signal.__doc__ or 
 getsignal.__doc__ = (getsignal.__doc__ or "") + "\n\n" + (_original_getsignal.__doc__ or "")
 
 
-# They stand in for the signal module's own functions, where pydoc and introspection
-# look for them (CPython's test_signal checks every function's __module__).
-for _function in (signal, getsignal, alarm, setitimer, getitimer, pause):
-    _function.__module__ = "signal"
-
-
 def patch() -> None:
     """Install the green `signal`/`getsignal`, wrap the Python handlers already installed,
     and, in the main OS thread, give the program its virtual SIGALRM."""

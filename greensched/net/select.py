@@ -69,7 +69,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
-from .._core._hub import get_hub
+from .._core._hub import clock_now, get_hub
 
 __all__ = [
     "select", "poll", "GreenSelector", "GreenSelectSelector", "DefaultSelector",
@@ -117,7 +117,7 @@ def _park_until_ready(
     Returns ``check()``'s answer, or None when ``seconds`` (None: forever) ran out.
     """
     hub = get_hub()
-    deadline = None if seconds is None else monotonic() + seconds
+    deadline = None if seconds is None else clock_now() + seconds
     interval = _RECHECK_FIRST
     spurious = 0
     degraded = False
@@ -128,7 +128,7 @@ def _park_until_ready(
         if deadline is None:
             park: float | None = None
         else:
-            park = deadline - monotonic()
+            park = deadline - clock_now()
             if park <= 0:
                 return None
         if recheck:

@@ -58,11 +58,10 @@ import os as _os
 import socket as _stdlib_socket
 import types as _types
 from collections.abc import Callable
-from time import monotonic as _monotonic
 from typing import Any
 
 from .._core import _hub as _hub_module
-from .._core._hub import existing_hub, get_hub
+from .._core._hub import clock_now, existing_hub, get_hub
 from .._core._netpoll import EVENT_READ as _EVENT_READ, EVENT_WRITE as _EVENT_WRITE
 from . import dns as _dns
 
@@ -261,9 +260,9 @@ class socket(_stdlib_socket.socket):
         """Park until the fd is ready and call ``method`` again, until it works or the
         socket's timeout (one deadline for the whole call) expires."""
         timeout = self._timeout
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = None if timeout is None else clock_now() + timeout
         while True:
-            remaining = None if deadline is None else deadline - _monotonic()
+            remaining = None if deadline is None else deadline - clock_now()
             if not self._wait(writing, remaining):
                 raise _timed_out()
             try:
@@ -409,9 +408,9 @@ class socket(_stdlib_socket.socket):
         with memoryview(args[0]) as view, \
                 view.cast("B") if view.format != "B" or view.ndim != 1 else view as data:
             total = data.nbytes
-            deadline = None if timeout is None else _monotonic() + timeout
+            deadline = None if timeout is None else clock_now() + timeout
             while sent < total:
-                remaining = None if deadline is None else deadline - _monotonic()
+                remaining = None if deadline is None else deadline - clock_now()
                 if remaining is not None and remaining <= 0:
                     raise _timed_out()
                 try:
@@ -481,9 +480,9 @@ class socket(_stdlib_socket.socket):
                 err = _ss_connect_ex(self, address)
         if err not in _CONNECTING:
             return err  # connected, or failed at once (EAGAIN with a timeout too, as in CPython)
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = None if timeout is None else clock_now() + timeout
         while True:
-            remaining = None if deadline is None else deadline - _monotonic()
+            remaining = None if deadline is None else deadline - clock_now()
             if not self._wait(True, remaining):
                 return None
             err = _ss_getsockopt(self, _socket.SOL_SOCKET, _socket.SO_ERROR)

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import ssl as _stdlib_ssl
 from collections.abc import Callable
-from time import monotonic
 from typing import Any, TypeVar
 
-from .._core._hub import get_hub
+from .._core._hub import clock_now, get_hub
 from . import socket as _green_socket
 
 __all__ = ["SSLSocket"]
@@ -38,7 +37,7 @@ class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):
     def _retry_tls(self, operation: Callable[[], T], what: str) -> T:
         """Run ``operation`` until OpenSSL stops wanting I/O, parking meanwhile."""
         timeout = self.gettimeout()
-        deadline = None if timeout is None else monotonic() + timeout
+        deadline = None if timeout is None else clock_now() + timeout
         hub = get_hub()
         while True:
             try:
@@ -51,7 +50,7 @@ class SSLSocket(_stdlib_ssl.SSLSocket, _green_socket.socket):
                 if timeout == 0.0:
                     raise
                 wait = hub.wait_writable
-            remaining = None if deadline is None else deadline - monotonic()
+            remaining = None if deadline is None else deadline - clock_now()
             if remaining is not None and remaining <= 0 or not wait(self.fileno(), remaining, self):
                 raise TimeoutError(f"The {what} operation timed out")
 

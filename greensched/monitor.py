@@ -34,7 +34,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any, TextIO
 
-from ._core import _introspect, _preempt, _stacks
+from ._core import _introspect, _signals, _stacks
 from ._core._hub import Hub, get_hub
 
 __all__ = [
@@ -136,9 +136,9 @@ def set_dump_signal_from(sig: Any, what: str, file: TextIO | None = None) -> Non
 
 def _set_dump_signal(sig: Any, file: TextIO | None, what: str) -> None:
     if sig is None:
-        _preempt.set_dump_signal(None)
+        _signals.set_dump_signal(None)
         return
-    signum = _preempt.parse_signal(sig, what)
+    signum = _signals.parse_signal(sig, what)
     hub = get_hub()
     if hub.preemptor is None:
         raise RuntimeError(
@@ -146,7 +146,7 @@ def _set_dump_signal(sig: Any, file: TextIO | None, what: str) -> None:
             f"signal handlers); if this is GREENSCHED_DUMP_SIGNAL, import greensched in the main "
             f"thread first"
         )
-    _preempt.set_dump_signal(signum, lambda: _introspect.write_text(_introspect.format_stacks(hub), file))
+    _signals.set_dump_signal(signum, lambda: _introspect.write_text(_introspect.format_stacks(hub), file))
 
 
 # -- the blocking detector -----------------------------------------------------------------

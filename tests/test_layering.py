@@ -1,7 +1,7 @@
 """The architecture, checked: imports point one way, and only named modules touch greenlet/signal.
 
 docs/design.md §9: ``_core`` is self-contained; only ``_core/_greenthread.py`` and
-``_core/_hub.py`` import greenlet; only ``_core/_preempt.py`` imports signal (and
+``_core/_hub.py`` import greenlet; only ``_core/_preempt.py`` and ``_core/_signals.py`` import signal (and
 ``monkey/_signal.py``, the patch of the signal module itself); public
 modules import the core, never the reverse. Read from each module's source with
 `ast`, so a lazy import inside a function counts too.
@@ -59,10 +59,10 @@ def test_only_thread_and_hub_import_greenlet() -> None:
     assert users == {"greensched._core._greenthread", "greensched._core._hub"}
 
 
-def test_only_preempt_imports_signal() -> None:
-    """The runtime's signals are _preempt's; the monkey layer only patches the module."""
+def test_only_preempt_and_signals_import_signal() -> None:
+    """The runtime's signals are _signals' and _preempt's; the monkey layer only patches the module."""
     users = {name for name, imported in modules().items() if "signal" in {m.split(".")[0] for m in imported}}
-    assert users == {"greensched._core._preempt", "greensched.monkey._signal"}
+    assert users == {"greensched._core._preempt", "greensched._core._signals", "greensched.monkey._signal"}
 
 
 def test_public_api_is_explicit() -> None:

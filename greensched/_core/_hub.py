@@ -45,7 +45,7 @@ from typing import Any
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from . import _local, _preempt, _stacks
+from . import _local, _preempt, _signals, _stacks
 from ._clock import REAL_CLOCK, Clock
 from ._debug import DEBUG
 from ._errors import DeadlockError, GreenThreadExit, HubError
@@ -628,7 +628,7 @@ class Hub(FdWaits):
                             idle_at = deadline
                     elif netpoll.waiting or self._external or calls:
                         timeout = None
-                    elif not _preempt.user_signal_handlers():
+                    elif not _signals.user_signal_handlers():
                         self._deadlock()
                         continue
                     else:

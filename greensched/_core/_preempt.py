@@ -1,6 +1,7 @@
 """Preemption: a timer asks for a switch; the switch happens only at a safe point.
 
-This is the only module that touches `signal`. While green threads compete, an
+With `_signals` (which owns the signal numbers and the real handler table), this
+is the only module that touches `signal`. While green threads compete, an
 interval timer (``setitimer(ITIMER_REAL)``, SIGALRM) ticks twice per slice (10 ms by
 default). The SIGALRM handler only *decides*; the switch itself runs from a second
 handler, on SIGRTMAX, the highest-numbered signal, so that every other pending
@@ -125,7 +126,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -142,6 +142,7 @@ from ._safepoints import (
     mark_root,
 )
 from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
+from ._signals import OUR_HANDLER_OWNERS, SWITCH_SIGNAL, setitimer, signal_signal
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -170,9 +171,8 @@ class PreemptedHub(Protocol):
 
 
 __all__ = [
-    "Preemptor", "PreemptedHub", "no_preempt", "NoPreempt", "user_signal_handlers", "read_env_config",
-    "mark_root",
-    "parse_signal", "set_dump_signal", "check_slice_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
+    "Preemptor", "PreemptedHub", "no_preempt", "NoPreempt", "read_env_config",
+    "mark_root", "check_slice_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
 ]
 
 #: A C call must be stuck at least this long before it is switched away from.
@@ -182,31 +182,8 @@ _MAX_RETRIES = 64
 #: A held-back exception is raised anyway if no better place comes within this time.
 _HOLD_BACK_MAX_S = 1.0
 
-_SWITCH_SIGNAL: int | None = getattr(signal, "SIGRTMAX", None)
-# The real ones, bound at import: under patch_all() the signal module's own names give
-# the program a virtual SIGALRM and ITIMER_REAL (monkey/_signal.py); the scheduler's
-# timer is the real one.
-_setitimer = signal.setitimer
-_signal_signal = signal.signal
 _SWITCH = "switch"
 _RETRY = "retry"
-
-
-# -- configuration: see _settings ------------------------------------------------------------
-
-
-def user_signal_handlers() -> bool:
-    """True if someone installed a Python signal handler that could wake a parked thread."""
-    ours = (signal.default_int_handler, signal.SIG_DFL, signal.SIG_IGN, None)
-    for signum in signal.valid_signals():
-        try:
-            handler = signal.getsignal(signum)
-        except (ValueError, OSError):
-            continue
-        if handler in ours or getattr(handler, "__self__", None).__class__ in (Preemptor, _DumpHandler):
-            continue  # ours: a dump on request wakes nobody, so it does not hide a deadlock
-        return True
-    return False
 
 
 # -- retrying at the next check: see _pending ---------------------------------------------------
@@ -275,11 +252,11 @@ class Preemptor:
         self._stuck_min = max(self.slice, _STUCK_MIN_S)
 
     def _install(self) -> None:
-        _signal_signal(signal.SIGALRM, self._on_tick)
-        if _SWITCH_SIGNAL is not None:
-            signal.signal(_SWITCH_SIGNAL, self._on_switch)
+        signal_signal(signal.SIGALRM, self._on_tick)
+        if SWITCH_SIGNAL is not None:
+            signal_signal(SWITCH_SIGNAL, self._on_switch)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, self._on_sigint)
+            signal_signal(signal.SIGINT, self._on_sigint)
         self._installed = True
 
     # -- arming: called by the hub ------------------------------------------------------
@@ -298,12 +275,12 @@ class Preemptor:
         # which the next maybe_arm or idle tick mends. The other order could leave
         # the flag on with the timer stopped: no preemption until reconfigured.
         self._armed = True
-        _setitimer(signal.ITIMER_REAL, self._period, self._period)
+        setitimer(signal.ITIMER_REAL, self._period, self._period)
         self.timer_starts += 1
 
     def disarm(self) -> None:
         """Stop the timer (the hub re-arms it when threads compete again)."""
-        _setitimer(signal.ITIMER_REAL, 0.0, 0.0)
+        setitimer(signal.ITIMER_REAL, 0.0, 0.0)
         self._armed = False
 
     def _after_fork_in_child(self) -> None:
@@ -355,7 +332,7 @@ class Preemptor:
         if action is _RETRY:
             self._retry_pending = True
             if _add_pending is None:
-                return _setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
+                return setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
             return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
         return None
 
@@ -458,14 +435,14 @@ class Preemptor:
 
     def _switch_now(self) -> Any:
         self._switch_requested = True
-        if _SWITCH_SIGNAL is None:
+        if SWITCH_SIGNAL is None:
             return self._do_switch()
         # Trips SIGRTMAX; this handler's own next check runs a nested pass over every
         # pending handler in signal order, SIGRTMAX last, so all the others run first.
         import _thread
 
         # typeshed wants a signal.Signals; the C function takes any signal number (an int).
-        return _thread.interrupt_main(_SWITCH_SIGNAL)  # type: ignore[arg-type]
+        return _thread.interrupt_main(SWITCH_SIGNAL)  # type: ignore[arg-type]
 
     def _on_switch(self, signum: int, frame: FrameType | None) -> None:
         """SIGRTMAX: perform the switch `_on_tick` asked for (ignored otherwise)."""
@@ -531,6 +508,8 @@ class Preemptor:
         return True
 
 
+OUR_HANDLER_OWNERS.add(Preemptor)
+
 #: Frames of these functions are the handlers themselves: a tick landing there is ignored.
 _HANDLER_CODES = frozenset(
     f.__code__
@@ -568,92 +547,6 @@ def no_preempt(preemptor: Preemptor | None) -> NoPreempt:
     The thread still switches if it blocks (parks) inside the section.
     """
     return NoPreempt(preemptor)
-
-
-# -- the dump signal ---------------------------------------------------------------------------
-
-#: Not usable as the dump signal: preemption's own, Ctrl-C's, and the uncatchable.
-_RESERVED: dict[int, str] = {
-    signal.SIGALRM: "is the preemption timer's signal",
-    signal.SIGINT: "is Ctrl-C (KeyboardInterrupt)",
-    signal.SIGKILL: "cannot be caught",
-    signal.SIGSTOP: "cannot be caught",
-}
-if _SWITCH_SIGNAL is not None:
-    _RESERVED[_SWITCH_SIGNAL] = "is the signal preemption switches threads from"
-
-
-def parse_signal(value: Any, what: str = "signal") -> int:
-    """A signal number from a name (``SIGUSR1``, ``usr1``) or a number, or a clear `ValueError`.
-
-    ``what`` names the setting in the message (``GREENSCHED_DUMP_SIGNAL``, a flag...).
-    """
-    hint = "use a signal name or number such as SIGUSR1, SIGUSR2 or SIGQUIT"
-    if isinstance(value, signal.Signals):
-        signum = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        signum = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        signum = int(value.strip())
-    elif isinstance(value, str) and value.strip():
-        name = value.strip().upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        member = getattr(signal.Signals, name, None) if name.isidentifier() else None
-        if member is None:
-            raise ValueError(f"{what}: {value!r} is not a signal on this system; {hint}")
-        signum = int(member)
-    else:
-        raise ValueError(f"{what}: {value!r} is not a signal; {hint}")
-    if signum not in signal.valid_signals():
-        raise ValueError(f"{what}: {value!r} is not a valid signal number here; {hint}")
-    if signum in _RESERVED:
-        raise ValueError(f"{what}: {value!r} cannot be used: {signal.Signals(signum).name} "
-                         f"{_RESERVED[signum]}; {hint}")
-    return signum
-
-
-class _DumpHandler:
-    """The Python-level handler of the dump signal: calls ``dump()``, never switches.
-
-    It runs wherever the main OS thread checks for signals: in a green thread or in
-    the hub while it polls. Preemption never switches while greensched's frames are
-    on the stack, so the dump is not interleaved with other threads either.
-    """
-
-    __slots__ = ("dump", "previous")
-
-    def __init__(self, dump: Callable[[], None], previous: Any) -> None:
-        self.dump = dump
-        self.previous = previous
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        self.dump()
-
-
-_dump_handlers: dict[int, _DumpHandler] = {}
-
-
-def set_dump_signal(signum: int | None, dump: Callable[[], None] | None = None) -> None:
-    """Make ``signum`` call ``dump()``; None removes ours and restores what was there.
-
-    Only one dump signal at a time: setting another first restores the previous
-    one's handler. Must run in the main OS thread (`ValueError` otherwise, as
-    `signal.signal` says).
-    """
-    for old, handler in list(_dump_handlers.items()):
-        if old != signum or dump is None:
-            signal.signal(old, handler.previous)
-            del _dump_handlers[old]
-    if signum is None or dump is None:
-        return
-    current = _dump_handlers.get(signum)
-    if current is not None:
-        current.dump = dump
-        return
-    previous = signal.getsignal(signum)
-    handler = _DumpHandler(dump, signal.SIG_DFL if previous is None else previous)
-    signal.signal(signum, handler.handle)
-    _dump_handlers[signum] = handler
 
 
 # A bad GREENSCHED_PREEMPT / GREENSCHED_SLICE_MS fails `import greensched`, as the docs

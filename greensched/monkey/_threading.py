@@ -42,12 +42,13 @@ By design, a green thread is not an OS thread: ``_thread._count()``,
 ``get_native_id()`` and ``threading.Thread.native_id`` still count and name OS
 threads.
 
-Python 3.13 reworked these internals: threads are started with
-``start_joinable_thread`` and joined (also at exit, by ``_thread._shutdown``)
-through ``_ThreadHandle`` objects; ``_set_sentinel`` and ``_shutdown_locks_lock``
-are gone. There ``threading``'s copies of ``_start_joinable_thread``,
-``_ThreadHandle``, ``_make_thread_handle`` and ``_thread_shutdown`` become the green
-ones below (`ThreadHandle`); 3.11 and 3.12 get the sentinel locks.
+The two CPython versions of these internals live in their own modules: both start
+their threads through `_thread_start` (``get_ident``, ``start_new_thread``); 3.11
+and 3.12 mark a thread's end with a sentinel lock (`_thread_sentinels`:
+``_set_sentinel``, ``_shutdown_locks_lock``); 3.13 reworked them into thread
+handles (`_thread_handles`: ``_start_joinable_thread``, ``_ThreadHandle``,
+``_make_thread_handle``, ``_thread_shutdown``, which interpreter exit calls).
+`patch` installs the set that matches the running version.
 """
 
 from __future__ import annotations
@@ -56,17 +57,16 @@ import _thread as _thread_module
 import queue as _stdlib_queue
 import sys
 import threading as _stdlib_threading
-import types
-from collections.abc import Callable
 from typing import Any
 
 from .. import queue as _green_queue, sync as _green_sync
 from .._core._errors import GreenThreadExit
-from .._core._greenthread import GreenThread
-from .._core._hub import get_hub
-from .._core._preempt import mark_root
 from ..local import local as _green_local
+from . import _thread_handles
 from ._registry import patch_attr
+from ._thread_handles import ThreadHandle, make_thread_handle, start_joinable_thread, thread_shutdown
+from ._thread_sentinels import _set_sentinel
+from ._thread_start import get_ident, start_new_thread
 
 _HANDLES = sys.version_info >= (3, 13)  # thread handles instead of sentinel locks
 __implements__ = ["_allocate_lock", "get_ident", "Lock", "_CRLock", "local", "_active_limbo_lock",
@@ -80,88 +80,6 @@ __implements_thread__ = ["start_new_thread", "start_new", "_local", "RLock"] + (
     ["start_joinable_thread"] if _HANDLES else [])
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
-#: `_thread._shutdown` as it was (3.13+): it waits for non-daemon OS threads.
-def _no_shutdown() -> None:
-    pass
-
-
-_original_shutdown: Callable[[], None] = _no_shutdown
-
-#: Sentinel locks of running green threads, by ident, released when the thread ends (< 3.13).
-_sentinels: dict[int, list[Any]] = {}
-
-
-def get_ident() -> int:
-    """The current green thread's ident; the main green thread has its OS thread's."""
-    hub = get_hub()
-    current = hub.current
-    if current is None or current is hub.main:
-        return hub.os_thread_id
-    return current.ident
-
-
-def start_new_thread(function: Callable[..., Any], args: tuple[Any, ...],
-                     kwargs: dict[str, Any] | None = None) -> int:
-    """`_thread.start_new_thread`, green (as `threading` calls it): returns the new ident."""
-    if not callable(function):
-        raise TypeError("first arg must be callable")
-    if not isinstance(args, tuple):
-        raise TypeError("2nd arg must be a tuple")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError("optional 3rd arg must be a dictionary")
-    thread = GreenThread(target=_Body(function, args, kwargs or {}).run, daemon=True)
-    thread.start()
-    return thread.ident
-
-
-class _Body:
-    """What a thread started through `_thread` runs: ``function(*args, **kwargs)``.
-
-    Its bound `run` is the green thread's target, so that `GreenThread.run` reaches
-    it with a plain call (no ``*``): on 3.11 and 3.12 a call with ``*`` takes a
-    C-level frame of the interpreter, and every parked thread keeps each such frame
-    in its saved stack (416 bytes, measured). `threading.Thread.run` makes one such
-    call itself. (Not a subclass of GreenThread overriding ``run``: the hub's
-    attribute reads would then see two types of thread, which defeats CPython's
-    specialisation of them, measured at +12% for a queue ping-pong.)
-    """
-
-    __slots__ = ("function", "args", "kwargs", "handle")
-
-    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any], handle: ThreadHandle | None = None) -> None:
-        self.function = function
-        self.args = args
-        self.kwargs = kwargs
-        self.handle = handle
-
-    def run(self) -> None:
-        """As `_thread` does: report what escapes (not a kill or sys.exit); then mark it done."""
-        function, args, kwargs = self.function, self.args, self.kwargs
-        try:
-            if args or kwargs:
-                function(*args, **kwargs)
-            else:
-                function()  # threading's `Thread._bootstrap`: no C frame (see above)
-        except (SystemExit, GreenThreadExit):
-            pass  # a thread ended with sys.exit() or killed is not reported
-        except BaseException as exc:  # _thread reports through sys.unraisablehook
-            sys.unraisablehook(types.SimpleNamespace(
-                exc_type=type(exc), exc_value=exc, exc_traceback=exc.__traceback__,
-                err_msg="Exception ignored in thread started by", object=function))
-        finally:
-            for lock in _sentinels.pop(get_ident(), ()):
-                if lock.locked():
-                    lock.release()
-            if self.handle is not None:
-                self.handle._set_done()
-
-
-# User code runs under _Body.run: without this mark the preemptor would take the whole
-# stack for greensched's own (atomic) code and never preempt a threading.Thread.
-mark_root(_Body.run)
-
-
 _original_excepthook = _stdlib_threading.excepthook
 
 
@@ -174,75 +92,6 @@ def excepthook(args: Any, /) -> None:
     if args.exc_type is not None and issubclass(args.exc_type, GreenThreadExit):
         return
     _original_excepthook(args)
-
-
-def _set_sentinel() -> Any:
-    """A lock that is released when the calling green thread ends."""
-    lock = _green_sync.Lock()
-    _sentinels.setdefault(get_ident(), []).append(lock)
-    return lock
-
-
-class ThreadHandle:
-    """`_thread._ThreadHandle` for a green thread (3.13+): its ident, join, and done flag."""
-
-    def __init__(self, ident: int | None = None) -> None:
-        self.ident = ident
-        self._done = _green_sync.Event()
-
-    def is_done(self) -> bool:
-        return self._done.is_set()
-
-    def _set_done(self) -> None:
-        _non_daemon.discard(self)
-        self._done.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait until the thread is done, or ``timeout`` seconds (`Thread.join` semantics)."""
-        if self.ident is not None and self.ident == get_ident() and not self.is_done():
-            raise RuntimeError("Cannot join current thread")
-        self._done.wait(timeout)
-
-    def __repr__(self) -> str:
-        return f"<greensched ThreadHandle ident={self.ident} done={self.is_done()}>"
-
-
-#: Handles of running non-daemon threads, which interpreter exit waits for (3.13+).
-_non_daemon: set[ThreadHandle] = set()
-
-
-def start_joinable_thread(function: Callable[[], Any], handle: ThreadHandle | None = None,
-                          daemon: bool = True) -> ThreadHandle:
-    """`_thread.start_joinable_thread`, green: start ``function``; return its handle."""
-    if not callable(function):
-        raise TypeError("thread function must be callable")
-    if handle is None:
-        handle = ThreadHandle()
-    elif not isinstance(handle, ThreadHandle):
-        raise TypeError(f"handle must be a greensched ThreadHandle, not {type(handle).__name__} "
-                        "(was threading imported before patch_all()?)")
-    elif handle.ident is not None:
-        raise RuntimeError("thread already started")
-    thread = GreenThread(target=_Body(function, (), {}, handle).run, daemon=True)
-    handle.ident = thread.ident
-    if not daemon:
-        _non_daemon.add(handle)
-    thread.start()
-    return handle
-
-
-def make_thread_handle(ident: int) -> ThreadHandle:
-    """`_thread._make_thread_handle`: a handle for a thread that is already running."""
-    return ThreadHandle(ident)
-
-
-def thread_shutdown() -> None:
-    """`_thread._shutdown`, green: wait for the non-daemon green threads, then the OS ones."""
-    while _non_daemon:
-        handle = _non_daemon.pop()
-        if handle.ident != get_ident():
-            handle.join()
-    _original_shutdown()
 
 
 class _DummyRemover:
@@ -293,7 +142,6 @@ class _GreenDummyThread(_stdlib_threading._DummyThread):
 
 def patch() -> None:
     """Install the green thread primitives into `threading` and `queue`."""
-    global _original_shutdown
     in_threading = {
         "_allocate_lock": _green_sync.Lock,
         "get_ident": get_ident,
@@ -322,7 +170,7 @@ def patch() -> None:
         in_threading["_thread_local_info"] = _green_local()
     if _HANDLES:
         # 3.13+ only (as _HANDLES is); mypy checks against 3.11.
-        _original_shutdown = _stdlib_threading._thread_shutdown  # type: ignore[attr-defined]
+        _thread_handles.set_original_shutdown(_stdlib_threading._thread_shutdown)  # type: ignore[attr-defined]
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,

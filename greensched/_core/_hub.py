@@ -710,9 +710,19 @@ class Hub(FdWaits):
         return back
 
     def _handoff_slice(self) -> float:
-        """How long hand-offs may chain on one slice: the preemption slice."""
+        """How long hand-offs may chain on one slice: the preemption slice.
+
+        Negative (no hand-off) while a Ctrl-C waits for main (`_on_sigint` ran in another thread, e.g.
+        one calling ``_thread.interrupt_main()``): the thread woken goes to the run
+        queue, so the top of the next pass raises the KeyboardInterrupt in main
+        before main runs on. (Handed off to, main would run past the interrupt, as
+        an OS main thread does not, and take it in whatever it waited on next.)
+        The check costs nothing on a resume that is not a hand-off.
+        """
         preemptor = self.preemptor
-        return preemptor.slice if preemptor is not None else _preempt.DEFAULT_SLICE_MS / 1000.0
+        if preemptor is None:
+            return _preempt.DEFAULT_SLICE_MS / 1000.0
+        return -1.0 if preemptor.sigint_pending else preemptor.slice
 
     def _run_callback(self, callback: Callable[[Any], None], arg: Any) -> None:
         try:

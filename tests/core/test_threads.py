@@ -341,6 +341,38 @@ def test_keyboard_interrupt_reaches_main_while_another_thread_computes() -> None
     assert "main got KeyboardInterrupt" in proc.stdout
 
 
+def test_interrupt_main_from_a_thread_main_joins_is_raised_in_the_join() -> None:
+    """`_thread.interrupt_main()` in a thread main joins: KeyboardInterrupt from the join, once.
+
+    The thread's end wakes main, which used to run on (handed off to in the same pass)
+    and take the interrupt later, in whatever it parked on next.
+    """
+    proc = run_python(
+        """
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a background launcher may ignore it
+        import greensched
+        greensched.patch_all()
+        import _thread, threading, time
+        t = threading.Thread(target=_thread.interrupt_main)
+        try:
+            t.start()
+            t.join()
+            print("join returned", flush=True)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt in the join", flush=True)
+        for _ in range(3):
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:
+                print("a second KeyboardInterrupt", flush=True)
+        print("done", flush=True)
+        """
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["KeyboardInterrupt in the join", "done"]
+
+
 def test_forked_child_can_spawn_and_sleep() -> None:
     """After os.fork() the child's hub works: it spawns, sleeps and preempts."""
     proc = run_python(

@@ -88,3 +88,18 @@ def mock_clock() -> Iterator[MockClock]:
         yield clock
     finally:
         greensched.set_clock(None)
+
+
+@pytest.fixture
+def autojump() -> Iterator[MockClock]:
+    """The hub on a `MockClock` that jumps to the next timer as soon as all are parked.
+
+    A test that pins the order of timers, timeouts and sleeps runs on it in no real
+    time and cannot race the wall clock. Its clock starts at 100 s.
+    """
+    clock = MockClock(start=100.0, autojump_threshold=0)
+    greensched.set_clock(clock)
+    try:
+        yield clock
+    finally:
+        greensched.set_clock(None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -44,16 +43,6 @@ def test_time_does_not_move_without_a_jump(mock_clock: MockClock) -> None:
     mock_clock.jump(0.001)
     thread.join()
     assert not thread.is_alive()
-
-
-@pytest.fixture
-def autojump() -> Iterator[MockClock]:
-    clock = MockClock(start=100.0, autojump_threshold=0)
-    greensched.set_clock(clock)
-    try:
-        yield clock
-    finally:
-        greensched.set_clock(None)
 
 
 def test_autojump_runs_an_hour_of_sleeps_at_once(autojump: MockClock) -> None:

@@ -14,6 +14,7 @@ import greensched
 from greensched import Event, HubError, spawn
 from greensched._core._hub import get_hub
 from greensched._core._timers import TimerHeap
+from greensched.testing import MockClock
 
 # -- the timer heap (pure data) --------------------------------------------------------------
 
@@ -72,8 +73,8 @@ def test_wait_readable_parks_until_data_arrives() -> None:
 
         thread = spawn(reader)
         waiting.wait()
-        greensched.sleep(0.01)
-        assert not thread.done()  # really parked
+        greensched.sleep(0)  # the reader goes on to its wait (it is next in the run queue)
+        assert thread.state == "PARKED"  # really parked, on the fd
         b.send(b"ping")
         assert thread.result() == b"ping"
     assert get_hub()._netpoll.waiting == 0  # nothing left registered
@@ -233,7 +234,7 @@ def test_other_os_threads_run_their_own_cooperative_hub() -> None:
 # -- misuse --------------------------------------------------------------------------------------
 
 
-def test_blocking_inside_a_hub_callback_is_reported_in_main() -> None:
+def test_blocking_inside_a_hub_callback_is_reported_in_main(autojump: MockClock) -> None:
     """A timer callback that tries to block gets HubError, raised in the main thread."""
     hub = get_hub()
     hub.call_later(0.01, lambda _arg: greensched.sleep(1))
@@ -242,7 +243,7 @@ def test_blocking_inside_a_hub_callback_is_reported_in_main() -> None:
     greensched.sleep(0.02)  # the runtime is still usable afterwards
 
 
-def test_a_failing_timer_callback_does_not_lose_the_next_one() -> None:
+def test_a_failing_timer_callback_does_not_lose_the_next_one(autojump: MockClock) -> None:
     hub = get_hub()
     fired: list[int] = []
 

@@ -25,6 +25,7 @@ from greensched import (
     TimeoutExpired,
     spawn,
 )
+from greensched.testing import MockClock
 
 
 def wait_parked(*threads: GreenThread, limit: float = 5.0) -> None:
@@ -36,14 +37,20 @@ def wait_parked(*threads: GreenThread, limit: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def hub_stalled(seconds: float) -> Iterator[None]:
+def hub_stalled(clock: MockClock, seconds: float) -> Iterator[None]:
     """Run the body after ``seconds`` in which the hub could not run: timers that fell due
-    meanwhile have not fired when the body runs; they fire right after it."""
+    meanwhile have not fired when the body runs; they fire right after it, before any
+    thread the body woke runs.
+
+    The time passes on the mock ``clock``; ``no_preempt`` keeps the hub from running a
+    pass in the body. Then a yield (not a park, which would hand the CPU straight to
+    the first thread the body woke) lets the hub fire the due timers first, as it does
+    after a thread has held the CPU for longer than a slice.
+    """
     with greensched.no_preempt():
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            pass
+        clock.jump(seconds)
         yield
+    greensched.sleep(0)
 
 
 def timers() -> int:
@@ -98,14 +105,14 @@ def blocking_call(what: str, cleanups: list[Callable[[], Any]]) -> Callable[[], 
 
 
 @pytest.mark.parametrize("what", BLOCKING)
-def test_timeout_fires_in_a_blocking_call(what: str) -> None:
-    """The Timeout interrupts the wait after about its seconds; the exception is a
-    TimeoutError carrying the Timeout that fired, which is marked expired."""
+def test_timeout_fires_in_a_blocking_call(what: str, autojump: MockClock) -> None:
+    """The Timeout interrupts the wait after its seconds (on the mock clock: exactly);
+    the exception is a TimeoutError carrying the Timeout that fired, marked expired."""
     cleanups: list[Callable[[], Any]] = []
     call = blocking_call(what, cleanups)
     start = timers()
     t = Timeout(0.1)
-    t0 = time.monotonic()
+    t0 = autojump.now()
     try:
         with pytest.raises(TimeoutExpired) as info:
             with t:
@@ -113,14 +120,14 @@ def test_timeout_fires_in_a_blocking_call(what: str) -> None:
     finally:
         for cleanup in cleanups:
             cleanup()
-    assert_waited(time.monotonic() - t0, 0.1)
+    assert autojump.now() - t0 == pytest.approx(0.1)
     assert isinstance(info.value, TimeoutError)
     assert info.value.timeout is t and t.expired
     assert "0.1" in str(info.value)
     assert timers() == start
 
 
-def test_timeout_zero_fires_at_the_first_park() -> None:
+def test_timeout_zero_fires_at_the_first_park(autojump: MockClock) -> None:
     """Timeout(0) lets non-parking code run and fires as soon as the block parks."""
     with pytest.raises(TimeoutExpired):
         with Timeout(0) as t:
@@ -129,7 +136,7 @@ def test_timeout_zero_fires_at_the_first_park() -> None:
     assert total == 499500 and t.expired
 
 
-def test_timeout_caught_inside_the_block_lets_it_continue() -> None:
+def test_timeout_caught_inside_the_block_lets_it_continue(autojump: MockClock) -> None:
     """Catching TimeoutExpired inside the block is allowed; the block then ends normally."""
     start = timers()
     with Timeout(0.05) as t:
@@ -141,7 +148,7 @@ def test_timeout_caught_inside_the_block_lets_it_continue() -> None:
     assert after == "continued" and t.expired and timers() == start
 
 
-def test_timeout_in_condition_wait_raises_only_with_the_lock_held_again() -> None:
+def test_timeout_in_condition_wait_raises_only_with_the_lock_held_again(autojump: MockClock) -> None:
     """A Timeout that fires in Condition.wait() is raised once the waiter has re-taken
     the lock (as threading does), so its ``with`` block releases a lock it holds."""
     lock = Lock()
@@ -165,7 +172,7 @@ def test_timeout_in_condition_wait_raises_only_with_the_lock_held_again() -> Non
     assert fired == [True] and not lock.locked()
 
 
-def test_timeout_only_affects_its_own_thread() -> None:
+def test_timeout_only_affects_its_own_thread(autojump: MockClock) -> None:
     """A Timeout in one green thread does not disturb another thread's wait."""
     ev = Event()
 
@@ -210,7 +217,7 @@ def test_timeout_interrupts_a_cpu_bound_loop(rival: bool) -> None:
 # -- not firing ------------------------------------------------------------------------------
 
 
-def test_timeout_that_does_not_fire_leaves_no_timer() -> None:
+def test_timeout_that_does_not_fire_leaves_no_timer(autojump: MockClock) -> None:
     """A block that ends in time: nothing raised, not expired, the timer is gone."""
     start = timers()
     with Timeout(5) as t:
@@ -264,7 +271,7 @@ def test_successful_timed_waits_leave_no_timer(what: str) -> None:
     assert timers() == start
 
 
-def test_timeout_none_never_fires_and_schedules_nothing() -> None:
+def test_timeout_none_never_fires_and_schedules_nothing(autojump: MockClock) -> None:
     """Timeout(None) is a no-op limit: no timer, never expires."""
     start = timers()
     with Timeout(None) as t:
@@ -276,7 +283,7 @@ def test_timeout_none_never_fires_and_schedules_nothing() -> None:
 # -- nesting ---------------------------------------------------------------------------------------
 
 
-def test_nested_inner_shorter_raises_the_inner_timeout() -> None:
+def test_nested_inner_shorter_raises_the_inner_timeout(autojump: MockClock) -> None:
     """The inner, shorter Timeout fires; the outer one is untouched and keeps running."""
     start = timers()
     with Timeout(5) as outer:
@@ -289,7 +296,7 @@ def test_nested_inner_shorter_raises_the_inner_timeout() -> None:
     assert timers() == start
 
 
-def test_nested_outer_shorter_passes_through_the_inner_block() -> None:
+def test_nested_outer_shorter_passes_through_the_inner_block(autojump: MockClock) -> None:
     """The outer, shorter Timeout's exception leaves the inner block untouched."""
     start = timers()
     inner_exited = []
@@ -337,7 +344,7 @@ def test_a_timeout_cannot_be_entered_while_active() -> None:
 
 
 @pytest.mark.parametrize("n_timed_out", [40, 100])
-def test_condition_repr_counts_waiters_after_mass_timeout(n_timed_out: int) -> None:
+def test_condition_repr_counts_waiters_after_mass_timeout(n_timed_out: int, mock_clock: MockClock) -> None:
     """After many waiters time out together, the waiter count (shown in repr) stays right."""
     cond = Condition(Lock())
 
@@ -348,7 +355,7 @@ def test_condition_repr_counts_waiters_after_mass_timeout(n_timed_out: int) -> N
     timed = [spawn(waiter, 0.05) for _ in range(n_timed_out)]
     live = [spawn(waiter, None) for _ in range(2)]
     wait_parked(*timed, *live)
-    with hub_stalled(0.15):
+    with hub_stalled(mock_clock, 0.15):
         pass  # every 0.05 s wait falls due in the same hub pass
     for t in timed:
         t.join()
@@ -365,7 +372,8 @@ def test_condition_repr_counts_waiters_after_mass_timeout(n_timed_out: int) -> N
 
 
 @pytest.mark.parametrize("kind", ["Lock", "RLock", "Semaphore", "Queue", "SimpleQueue"])
-def test_value_handed_to_a_waiter_whose_timeout_fires_first_is_not_lost(kind: str) -> None:
+def test_value_handed_to_a_waiter_whose_timeout_fires_first_is_not_lost(
+        kind: str, mock_clock: MockClock) -> None:
     """The waiter was handed the lock/unit/item, but its overdue Timeout fires before it
     runs: it raises TimeoutExpired and what it was handed stays available."""
     lock, rlock, sem, q, sq = Lock(), RLock(), Semaphore(0), Queue(), SimpleQueue()
@@ -390,14 +398,14 @@ def test_value_handed_to_a_waiter_whose_timeout_fires_first_is_not_lost(kind: st
 
     w = spawn(waiter)
     wait_parked(w)
-    with hub_stalled(0.15):
+    with hub_stalled(mock_clock, 0.15):
         give()  # hands it to the waiter, whose Timeout is already overdue
     w.join()
     assert outcome == [True]
     assert available() is True
 
 
-def test_kill_is_not_lost_when_a_timeout_fires_before_the_thread_runs() -> None:
+def test_kill_is_not_lost_when_a_timeout_fires_before_the_thread_runs(mock_clock: MockClock) -> None:
     """A thread killed while parked must die even if its Timeout falls due in the same pass
     (regression: Hub.throw once let the Timeout replace the pending kill)."""
     lock = Lock()
@@ -415,7 +423,7 @@ def test_kill_is_not_lost_when_a_timeout_fires_before_the_thread_runs() -> None:
 
     w = spawn(worker)
     wait_parked(w)
-    with hub_stalled(0.15):
+    with hub_stalled(mock_clock, 0.15):
         w.kill(block=False)  # GreenThreadExit pending; the worker's Timeout is overdue
     w.join()
     lock.release()

@@ -123,7 +123,10 @@ class RLock:
 
     __slots__ = ("_owner", "_count", "_waiters", "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, *_ignored: Any, **_ignored_too: Any) -> None:
+        # As the C `_thread.RLock` it stands in for (`threading._CRLock`) does, on every
+        # version: arguments are accepted and ignored. `threading.RLock(...)` warns about
+        # them on 3.13 (gh-102029) before it calls us.
         self._owner: Any = None
         self._count = 0
         self._waiters: WaitQueue | None = None

@@ -22,6 +22,11 @@ from ._thread_sentinels import release_sentinels
 
 __all__ = ["get_ident", "start_new_thread", "start_thread"]
 
+#: How `_thread` reports an exception that escapes a thread to ``sys.unraisablehook``:
+#: 3.11 and 3.12 pass the function as the hook's ``object``; 3.13 names it in the
+#: message and passes None (checked on 3.11.7, 3.12.1 and 3.13.0's test_thread).
+_FUNCTION_IN_MESSAGE = sys.version_info >= (3, 13)
+
 
 def get_ident() -> int:
     """The current green thread's ident; the main green thread has its OS thread's."""
@@ -85,9 +90,13 @@ class _Body:
         except (SystemExit, GreenThreadExit):
             pass  # a thread ended with sys.exit() or killed is not reported
         except BaseException as exc:  # _thread reports through sys.unraisablehook
+            if _FUNCTION_IN_MESSAGE:
+                message, culprit = f"Exception ignored in thread started by {function!r}", None
+            else:
+                message, culprit = "Exception ignored in thread started by", function
             sys.unraisablehook(types.SimpleNamespace(
                 exc_type=type(exc), exc_value=exc, exc_traceback=exc.__traceback__,
-                err_msg="Exception ignored in thread started by", object=function))
+                err_msg=message, object=culprit))
         finally:
             self.finish()
 

@@ -23,7 +23,7 @@ preempted while holding a real lock would block every other one that wants it.
 
 In the `_thread` module itself only the functions that *start* threads are
 replaced (``start_new_thread``, its alias ``start_new``, and on 3.13
-``start_joinable_thread``), ``_local``, and ``RLock``: code that starts its threads
+``start_joinable_thread`` and ``_ThreadHandle``), ``_local``, and ``RLock``: code that starts its threads
 there (CPython's own socket tests do) gets green threads, with per-green-thread
 locals, which can use the green `threading` primitives the rest of the program
 shares with them. ``RLock`` is `threading.RLock`'s green class: the C one names its
@@ -77,7 +77,7 @@ if _HANDLES:
 else:
     __implements__ += ["_start_new_thread", "_set_sentinel", "_shutdown_locks_lock"]
 __implements_thread__ = ["start_new_thread", "start_new", "_local", "RLock"] + (
-    ["start_joinable_thread"] if _HANDLES else [])
+    ["start_joinable_thread", "_ThreadHandle"] if _HANDLES else [])
 __implements_queue__ = ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
 
 _original_excepthook = _stdlib_threading.excepthook
@@ -174,7 +174,8 @@ def patch() -> None:
     for name in __implements__:
         patch_attr(_stdlib_threading, name, in_threading[name])
     in_thread_module = {"start_new_thread": start_new_thread, "start_new": start_new_thread,
-                        "start_joinable_thread": start_joinable_thread, "_local": _green_local,
+                        "start_joinable_thread": start_joinable_thread, "_ThreadHandle": ThreadHandle,
+                        "_local": _green_local,
                         "RLock": _green_sync.RLock}
     for name in __implements_thread__:
         if hasattr(_thread_module, name):  # start_new, a deprecated alias, may go away

@@ -39,6 +39,7 @@ NAME_EXCEPTIONS = {
     # 3.13+: threading's copies of the thread-handle machinery
     ("threading", "_ThreadHandle"):
         "greensched's ThreadHandle class, installed under threading's private name",
+    ("_thread", "_ThreadHandle"): "the same class as threading._ThreadHandle",
     ("threading", "_make_thread_handle"): "make_thread_handle, installed under threading's private name",
     ("threading", "_thread_shutdown"): "thread_shutdown, installed as threading's copy of _thread._shutdown",
 }

@@ -5,6 +5,8 @@ Each test runs a snippet in a fresh interpreter that patches first, as a user wo
 
 from __future__ import annotations
 
+import sys
+
 from tests.util import run_python
 
 PATCH = "import greensched\ngreensched.patch_all()\n"
@@ -286,3 +288,74 @@ def test_daemon_threads_that_asked_current_thread_exit_quietly() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "exiting"
     assert "Exception ignored" not in proc.stderr, proc.stderr
+
+
+def test_an_exception_escaping_a_thread_module_thread_is_reported_as_thread_reports_it() -> None:
+    """``_thread.start_new_thread``'s unraisable report: the function as the hook's object
+    on 3.11 and 3.12; on 3.13 named in the message, with no object (as CPython does)."""
+    out = check(
+        """
+import _thread, sys, threading
+seen = []
+sys.unraisablehook = seen.append
+done = threading.Event()
+def task():
+    try:
+        raise ValueError("task failed")
+    finally:
+        done.set()
+_thread.start_new_thread(task, ())
+done.wait(5)
+for _ in range(1000):  # the report follows task's finally: let the thread get there
+    if seen:
+        break
+    threading.Event().wait(0)
+report = seen[0]
+print(str(report.exc_value), report.exc_traceback is not None)
+if sys.version_info >= (3, 13):
+    print(report.object is None, report.err_msg == f"Exception ignored in thread started by {task!r}")
+else:
+    print(report.object is task, report.err_msg == "Exception ignored in thread started by")
+"""
+    )
+    assert out == ["task failed True", "True True"]
+
+
+def test_rlock_takes_and_ignores_arguments_as_the_c_one_does() -> None:
+    """The green class behind `threading._CRLock` and `_thread.RLock` accepts (and
+    ignores) arguments, as the C RLock does on every version."""
+    out = check(
+        """
+import _thread, threading, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # 3.13's threading.RLock warns first
+for lock in (_thread.RLock(1, a=2), threading.RLock(1), threading._CRLock(a=1)):
+    with lock:
+        print(type(lock).__module__, lock._is_owned())
+"""
+    )
+    assert out == ["greensched.sync True"] * 3
+
+
+def test_thread_handles_made_by_the_thread_module_are_green_on_3_13() -> None:
+    """3.13+: ``_thread._ThreadHandle()`` is the green handle, so a program may make one and
+    pass it to ``start_joinable_thread``; a second start with it is refused, as CPython does.
+    (3.11 and 3.12 have no thread handles: the snippet checks there is nothing to patch.)"""
+    out = check(
+        """
+import _thread, sys, threading
+if sys.version_info < (3, 13):
+    print(hasattr(_thread, "_ThreadHandle"))  # patch_all() adds none
+else:
+    gate = threading.Event()
+    handle = _thread._ThreadHandle()
+    _thread.start_joinable_thread(gate.wait, handle=handle)
+    try:
+        _thread.start_joinable_thread(gate.wait, handle=handle)
+    except RuntimeError as exc:
+        message = str(exc)
+    gate.set()
+    handle.join()
+    print(handle.is_done() and type(handle).__module__.startswith("greensched"), message)
+"""
+    )
+    assert out == (["True thread already started"] if sys.version_info >= (3, 13) else ["False"])

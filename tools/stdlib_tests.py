@@ -59,7 +59,13 @@ MAX_HANGS = 8
 # JSON [test ids to run] (empty: all). It prints "START <id>" before each test
 # (flushed) so the parent can name a hang.
 CHILD = r"""
-import faulthandler, json, sys, unittest
+import faulthandler, json, signal, sys, unittest
+# A shell without job control starts background jobs with SIGINT ignored, and Python
+# then leaves it ignored: _thread.interrupt_main() does nothing and every test that
+# interrupts itself (test_threading's InterruptMainTests, asyncio's Runner tests)
+# hangs or fails, patched or not. The tests expect Python's usual handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 module_name, mode, test_timeout, skip = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4])
 only = set(json.loads(sys.argv[5]))
 if mode in ("patched", "gevent"):

@@ -24,7 +24,8 @@ What each switch replaces (each green module declares it in ``__implements__``):
 ``signal``  ``signal.signal``/``getsignal``: an exception a handler raises goes to
             the main green thread, as it does with OS threads; ``alarm``,
             ``setitimer``/``getitimer`` (``ITIMER_REAL``) and the SIGALRM handler
-            are the program's own, beside the preemption timer
+            are the program's own, beside the preemption timer; ``set_wakeup_fd``:
+            the program's fd gets its own signals' bytes, not the preemption tick's
 ``drivers`` psycopg2's wait callback and psycopg 3's ``psycopg.waiting.wait``/
             ``wait_conn``, which park on the connection's fd (at once if imported,
             else when imported); see docs/drivers.md

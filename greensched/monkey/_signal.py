@@ -58,7 +58,9 @@ from .._core._hub import Hub, existing_hub, get_hub
 from .._core._stacks import thread_frame
 from .._core._timers import TimerHandle
 from ..sync import Event
+from . import _signal_wakeup
 from ._registry import patch_attr
+from ._signal_wakeup import is_greensched_handler, write_wakeup_byte
 
 __all__ = ["RoutedHandler", "VirtualAlarm", "signal", "getsignal", "alarm", "setitimer",
            "getitimer", "pause", "patch"]
@@ -103,7 +105,7 @@ def _routed(handler: Any) -> Any:
     """``handler`` wrapped for routing, unless it needs none (SIG_DFL, ours, already routed)."""
     if not callable(handler) or isinstance(handler, RoutedHandler):
         return handler
-    if _is_greensched_handler(handler):
+    if is_greensched_handler(handler):
         return handler  # greensched's own: see the module docstring
     return RoutedHandler(handler)
 
@@ -112,14 +114,9 @@ def _unwrap(handler: Any) -> Any:
     return handler.handler if isinstance(handler, RoutedHandler) else handler
 
 
-def _is_greensched_handler(handler: Any) -> bool:
-    """One of greensched's own handlers (preemption, the dump signal), by its module."""
-    return (getattr(handler, "__module__", None) or "").startswith("greensched.")
-
-
 def signal(signalnum: int, handler: Any) -> Any:  # keywords allowed, as the stdlib's
     """`signal.signal`, with the handler's exceptions raised in the main green thread."""
-    if signalnum == _SIGALRM and _alarm is not None and not _is_greensched_handler(handler):
+    if signalnum == _SIGALRM and _alarm is not None and not is_greensched_handler(handler):
         return _alarm.set_handler(handler)
     return _unwrap(_original_signal(signalnum, _routed(handler)))
 
@@ -214,6 +211,7 @@ class VirtualAlarm:
             _original_signal(_SIGALRM, _stdlib_signal.SIG_DFL)
             os.kill(os.getpid(), _SIGALRM)
             return
+        write_wakeup_byte(bytes([_SIGALRM]))  # as the C handler does, before the Python one
         try:
             handler(_SIGALRM, thread_frame(self._hub.main))  # raises into main, via the hub
         finally:
@@ -292,10 +290,11 @@ def patch() -> None:
     if _alarm is None and _stdlib_threading.current_thread() is _stdlib_threading.main_thread():
         current = _unwrap(_original_getsignal(_SIGALRM))
         # The program's SIGALRM so far: what it installed, unless that is greensched's own.
-        _alarm = VirtualAlarm(get_hub(), _stdlib_signal.SIG_DFL if _is_greensched_handler(current)
+        _alarm = VirtualAlarm(get_hub(), _stdlib_signal.SIG_DFL if is_greensched_handler(current)
                               or current is None else current)
     for name in __implements__:
         patch_attr(_stdlib_signal, name, globals()[name])
+    _signal_wakeup.patch()
     for signum in _stdlib_signal.valid_signals():
         try:
             current = _original_getsignal(signum)

@@ -123,6 +123,13 @@ def gethostbyaddr(ip_address: str, /) -> tuple[str, list[str], list[str]]:
 
 
 def getnameinfo(sockaddr: tuple[Any, ...], flags: int, /) -> tuple[str, str]:
+    if not isinstance(sockaddr, tuple):
+        # The C function's own TypeError, raised here and not on a pool thread, and
+        # without a reference to the argument: the traceback keeps this frame (and a
+        # pool job's frame would keep its arguments), and callers that check their
+        # reference counts around a failing call (CPython's test_socket) see a leak.
+        del sockaddr
+        raise TypeError("getnameinfo() argument 1 must be a tuple")
     return to_thread(_getnameinfo, sockaddr, flags)
 
 

@@ -79,7 +79,7 @@ __implements__ = [
     "socket", "create_connection", "create_server", "socketpair", "fromfd",
 ] + list(_dns.__implements__)
 
-__all__ = list(__implements__)
+__all__ = [*__implements__, "CONSTRUCTORS", "stdlib_function"]
 
 _ss = _socket.socket  # the C base: every real syscall goes through it with timeout 0.0
 _ss_gettimeout = _ss.gettimeout
@@ -602,24 +602,34 @@ class socket(_stdlib_socket.socket):
                     file.seek(offset)
 
 
-def _stdlib_function(name: str) -> Any:
-    """The stdlib `socket` module's own function ``name``, running against our names.
+def stdlib_function(name: str, namespace: dict[str, Any], module: str) -> Any:
+    """The stdlib `socket` module's own function ``name``, looking its globals up in ``namespace``.
 
     The code object is CPython's (so each version's exact semantics and errors are
-    kept); only the globals it looks up are changed: our `socket` class and our
-    green `getaddrinfo` instead of the stdlib's.
+    kept); only where it finds ``socket``, ``getaddrinfo`` and the rest changes.
+    ``module`` is the function's ``__module__``.
     """
     original = getattr(_stdlib_socket, name)
-    namespace = dict(vars(_stdlib_socket))
-    namespace.update(socket=socket, getaddrinfo=getaddrinfo, __name__=__name__)
     function = _types.FunctionType(
         original.__code__, namespace, original.__name__, original.__defaults__, original.__closure__
     )
     function.__kwdefaults__ = original.__kwdefaults__
     function.__doc__ = original.__doc__
     function.__qualname__ = original.__qualname__
+    function.__module__ = module
     return function
 
+
+def _stdlib_function(name: str) -> Any:
+    """``name`` against our names: our `socket` class and our green `getaddrinfo`, fixed
+    at import, so that the function is green whether or not the stdlib is patched."""
+    namespace = dict(vars(_stdlib_socket))
+    namespace.update(socket=socket, getaddrinfo=getaddrinfo, __name__=__name__)
+    return stdlib_function(name, namespace, __name__)
+
+
+#: The module-level functions that make sockets (`_stdlib_function` copies of the stdlib's).
+CONSTRUCTORS = ("create_connection", "create_server", "socketpair", "fromfd")
 
 #: ``create_connection(address, timeout=..., source_address=None, *, all_errors=False)``
 create_connection = _stdlib_function("create_connection")

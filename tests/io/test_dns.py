@@ -213,3 +213,13 @@ def test_green_sockets_resolve_host_names_on_a_pool_thread(resolver: _Resolver) 
         for bad in [("localhost", port, "extra"), ("localhost",), ["localhost", port], ("localhost", "port")]:
             with gsocket.socket() as c, stdsocket.socket() as std:
                 assert outcome(lambda: c.connect(bad)) == outcome(lambda: std.connect(bad)), bad
+
+
+def test_getnameinfo_refuses_a_non_tuple_as_the_c_function_does_and_keeps_no_reference() -> None:
+    """CPython's test_socket counts the argument's references around the failing call."""
+    name = "a string, not an address" + str(time.monotonic())  # a fresh object, ours alone
+    before = sys.getrefcount(name)
+    with pytest.raises(TypeError, match=r"^getnameinfo\(\) argument 1 must be a tuple$") as info:
+        dns.getnameinfo(name, 0)  # type: ignore[arg-type]  # the wrong type is the point
+    assert sys.getrefcount(name) == before  # the traceback (still alive here) holds none
+    assert info.value.__traceback__ is not None

@@ -206,3 +206,30 @@ def test_socket_without_ssl_warns_that_tls_would_break() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
+
+
+def test_patched_create_connection_finds_the_socket_class_in_the_module_as_the_stdlibs_does() -> None:
+    """A program (or CPython's test_socket) that swaps `socket.socket` after patching sees
+    its class used by `socket.create_connection`, as with the unpatched stdlib."""
+    proc = run_python(
+        """
+        import socket
+        import greensched
+        greensched.patch_all()
+        green = socket.socket
+        class Refusing(green):
+            def connect(self, address):
+                raise TimeoutError("from the program's class")
+        socket.socket = Refusing
+        try:
+            socket.create_connection(("127.0.0.1", 9))
+        except TimeoutError as exc:
+            print("raised:", exc)
+        finally:
+            socket.socket = green
+        a, b = socket.socketpair()
+        print("green:", type(a).__module__)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["raised: from the program's class", "green: greensched.net.socket"]

@@ -14,15 +14,19 @@ whose instruction names this module looks up by name, not number):
   that C code holds state another green thread could trip over. In the stdlib that
   means buffered file objects (``_io`` checks signals after each raw write *while
   holding the buffer's lock*; a second green thread printing to the same stream
-  gets ``RuntimeError: reentrant call``), ``input()`` (holds the readline lock) and
-  ``select.poll`` objects (a "poll running" flag). So a call is classified by the
+  gets ``RuntimeError: reentrant call``, where an OS thread would wait for the lock)
+  and ``input()`` (holds the readline lock). So a call is classified by the
   *name* of its callee, read from the bytecode that loaded it: file-like names
   (``print``, ``write``, ``flush``, ``readline``...) are **unsafe**, except the bare
   system calls ``os.read``/``os.write`` & co. (no object, no lock); anything else is
   **safe**: ``time.monotonic()`` in a busy loop, ``hashlib`` updates, and the
   unpatched blocking calls that retry their syscall after EINTR (``time.sleep``,
-  ``lock.acquire``, ``select.select``, socket calls), which hold nothing but their
-  C stack. A name is a heuristic: an aliased writer (``w = f.write; w(x)``) or a C
+  ``lock.acquire``, ``select.select``, an epoll object's ``poll``, socket calls),
+  which hold nothing but their C stack. (A ``select.poll`` object's ``poll`` sets a
+  "poll running" flag, and a second caller of the same object gets ``RuntimeError:
+  concurrent poll() invocation``; so it does with OS threads: switching away adds no
+  new failure, and ``poll`` was unsafe by name until an unpatched ``epoll.poll(30)``
+  froze every other thread for its 30 s.) A name is a heuristic: an aliased writer (``w = f.write; w(x)``) or a C
   function that writes to a shared file by itself (``pickle.dump``) is not seen.
 * **Unknown**: any other instruction (FOR_ITER over a file, an operator calling C
   code), or a call whose callee the bytecode does not reveal (arguments with
@@ -81,7 +85,7 @@ _NAME_LOADS = frozenset(("LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD",
 _UNSAFE_NAMES = frozenset((
     "print", "input", "write", "writelines", "flush", "read", "read1", "readinto", "readinto1",
     "readline", "readlines", "readall", "peek", "seek", "tell", "truncate", "close", "detach",
-    "poll", "next", "__next__", "dump", "writerow", "writerows",
+    "next", "__next__", "dump", "writerow", "writerows",
 ))
 #: ...except these, which are bare system calls on an fd: no object, no lock, just a
 #: retry after EINTR (``os.read(pipe, n)`` waiting for a child that a green thread

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -89,13 +91,21 @@ def _unpatched_sleep_hog() -> None:
     time.sleep(1.0)  # the C-level sleep: greensched never sees it as a park
 
 
-@pytest.mark.parametrize("kind", ["pure-python", "print-loop", "hash-loop", "unpatched-sleep"])
+def _unpatched_epoll_hog() -> None:
+    r, w = socket.socketpair()
+    with r, w, select.epoll() as ep:  # the C epoll object: nobody made it green
+        ep.register(r.fileno(), select.EPOLLIN)
+        ep.poll(1.0)
+
+
+@pytest.mark.parametrize("kind", ["pure-python", "print-loop", "hash-loop", "unpatched-sleep",
+                                  "unpatched-epoll"])
 def test_a_5ms_ticker_keeps_ticking_beside_a_hog(kind: str, tmp_path: Path, preemption_on: None) -> None:
     """Beside each kind of hog, the ticker wakes often and is never frozen for long.
 
     A pure-Python loop is switched at its back-edge; a print loop after the retry
-    lands past the call; a hash loop after the call; an unpatched blocking sleep
-    inside its C code, which holds nothing but its stack. Expected: ~1 s / 5 ms = 200 ticks;
+    lands past the call; a hash loop after the call; an unpatched blocking sleep or
+    epoll wait inside its C code, which holds nothing but its stack. Expected: ~1 s / 5 ms = 200 ticks;
     we ask for a fifth of that, and no gap near the hog's full second.
     """
     work = {
@@ -103,6 +113,7 @@ def test_a_5ms_ticker_keeps_ticking_beside_a_hog(kind: str, tmp_path: Path, pree
         "print-loop": _print_loop_hog(tmp_path / "out.txt"),
         "hash-loop": _hash_loop_hog,
         "unpatched-sleep": _unpatched_sleep_hog,
+        "unpatched-epoll": _unpatched_epoll_hog,
     }[kind]
     before = greensched.stats()
     gaps = run_beside_ticker(work)
@@ -110,7 +121,7 @@ def test_a_5ms_ticker_keeps_ticking_beside_a_hog(kind: str, tmp_path: Path, pree
     assert max(gaps) < 0.25, (kind, max(gaps))
     after = greensched.stats()
     assert after["preemptions"] > before["preemptions"]
-    if kind == "unpatched-sleep":  # switched inside time.sleep's C code
+    if kind.startswith("unpatched-"):  # switched inside time.sleep's or epoll.poll's C code
         assert after["call_preemptions"] > before["call_preemptions"]
 
 

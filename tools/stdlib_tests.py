@@ -43,14 +43,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODULES", "load_exclusions", "run", "main"]
+__all__ = ["DEFAULT_MODULES", "load_exclusions", "run", "record", "check", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXCLUSIONS = REPO / "tools" / "stdlib_exclusions.txt"
+#: Each CPython version's recorded passes per module and mode (``--record``, ``--check``).
+BASELINE = REPO / "tools" / "stdlib_baseline.json"
 DEFAULT_MODULES = [
     "test_socket", "test_ssl", "test_httplib", "test_httpservers", "test_urllib2_localnet",
     "test_socketserver", "test_selectors", "test_select", "test_timeout", "test_queue",
     "test_threading", "test_thread", "test_threading_local", "test_subprocess",
+    # Threads, sockets and signals beyond the above: event loops over green sockets,
+    # signal handlers that interrupt green waits, logging's handler locks and socket
+    # handlers, the sched module's waits.
+    "test_asyncio", "test_threadsignals", "test_signal", "test_logging", "test_sched",
 ]
 #: How many times a module is run again after a hang before the runner gives up on it.
 MAX_HANGS = 8
@@ -151,21 +157,46 @@ print("RESULT " + json.dumps({
 """
 
 
-def load_exclusions(path: Path = EXCLUSIONS) -> dict[str, str]:
-    """Parse the exclusion list: ``module.Class[.test]  # reason`` per line.
+def load_exclusions(path: Path = EXCLUSIONS,
+                    version: tuple[int, int] | None = None) -> dict[str, str]:
+    """Parse the exclusion list; the entries that apply to CPython ``version`` (default: ours).
+
+    One entry a line: ``module.Class[.test]  [versions]  # reason``. ``[versions]`` is
+    optional (every version): ``[3.13]`` one version, ``[3.12+]`` that one and later,
+    ``[3.11-3.12]`` a range. ``## heading`` lines group the entries by family (why they
+    cannot pass); they, and other ``#`` comment lines, are for readers.
 
     A reason is required: an exclusion nobody can explain is a bug being hidden.
     """
+    if version is None:
+        version = (sys.version_info[0], sys.version_info[1])
     exclusions: dict[str, str] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        test_id, sep, reason = line.partition("#")
-        if not sep or not reason.strip() or len(test_id.split()) != 1:
-            raise ValueError(f"{path}:{number}: expected 'module.Class.test  # reason', "
-                             f"got {line!r}")
-        exclusions[test_id.strip()] = reason.strip()
+        entry, sep, reason = line.partition("#")
+        words = entry.split()
+        if not sep or not reason.strip() or not 1 <= len(words) <= 2 \
+                or (len(words) == 2 and not (words[1].startswith("[") and words[1].endswith("]"))):
+            raise ValueError(f"{path}:{number}: expected 'module.Class.test  [3.12+]  # reason' "
+                             f"(the versions are optional), got {line!r}")
+        if len(words) == 2 and not _applies(words[1][1:-1], version, f"{path}:{number}"):
+            continue
+        exclusions[words[0]] = reason.strip()
     return exclusions
+
+
+def _applies(versions: str, version: tuple[int, int], where: str) -> bool:
+    """Does ``3.13``, ``3.12+`` or ``3.11-3.12`` include ``version``?"""
+    def parse(text: str) -> tuple[int, int]:
+        major, dot, minor = text.partition(".")
+        if not (dot and major.isdigit() and minor.isdigit()):
+            raise ValueError(f"{where}: {versions!r} is not a version like 3.12, 3.12+ or 3.11-3.12")
+        return int(major), int(minor)
+    if versions.endswith("+"):
+        return version >= parse(versions[:-1])
+    low, dash, high = versions.partition("-")
+    return parse(low) <= version <= parse(high if dash else low)
 
 
 def _run_once(module: str, mode: str, skip: dict[str, str], timeout: float,
@@ -269,6 +300,13 @@ def main() -> None:
     parser.add_argument("--rerun-failures", action="store_true",
                         help="run each failing test once more alone; report those that pass "
                              "then as flaky (with their first traceback) instead of failed")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a module's patched passes fall below its figure in "
+                             "--baseline for this CPython version (or it crashed, or hung)")
+    parser.add_argument("--record", action="store_true",
+                        help="write this run's passes into --baseline for this CPython version")
+    parser.add_argument("--baseline", type=Path, default=BASELINE,
+                        help=f"the recorded figures (default {BASELINE.relative_to(REPO)})")
     options = parser.parse_args()
     exclusions = load_exclusions()
     print(f"python {sys.version.split()[0]}")
@@ -297,6 +335,53 @@ def main() -> None:
         print(row, flush=True)
         if options.json:
             options.json.write_text(json.dumps(raw, indent=1))
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if options.record:
+        record(options.baseline, version, raw)
+    if options.check:
+        drops = check(options.baseline, version, raw)
+        for drop in drops:
+            print("DROP " + drop)
+        if drops:
+            sys.exit(1)
+        print(f"every module at or above its recorded figure for CPython {version}")
+
+
+def _passed(result: dict[str, object]) -> int | None:
+    return None if "status" in result else int(result["passed"])  # type: ignore[call-overload]
+
+
+def record(path: Path, version: str, raw: dict[str, dict[str, dict[str, object]]]) -> None:
+    """Keep each module's passes (per mode run) for ``version`` in the baseline file."""
+    baseline = json.loads(path.read_text()) if path.exists() else {}
+    figures = baseline.setdefault(version, {})
+    for module, modes in raw.items():
+        entry = figures.setdefault(module, {})
+        for mode, result in modes.items():
+            passed = _passed(result)
+            if passed is not None:
+                entry[mode] = passed
+    path.write_text(json.dumps(baseline, indent=1, sort_keys=True) + "\n")
+
+
+def check(path: Path, version: str, raw: dict[str, dict[str, dict[str, object]]]) -> list[str]:
+    """What fell below the baseline: a module patched short of its figure, crashed or hung."""
+    figures = json.loads(path.read_text()).get(version, {}) if path.exists() else {}
+    drops = []
+    for module, modes in raw.items():
+        green = modes["patched"]
+        passed = _passed(green)
+        if passed is None:
+            drops.append(f"{module}: {green['status']}")
+            continue
+        if green.get("hung"):
+            drops.append(f"{module}: hung in {', '.join(green['hung'])}")  # type: ignore[arg-type]
+        want = figures.get(module, {}).get("patched")
+        if want is None:
+            drops.append(f"{module}: no recorded figure for CPython {version} (run with --record)")
+        elif passed < want:
+            drops.append(f"{module}: {passed} passed patched, {want} recorded")
+    return drops
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ whose instruction names this module looks up by name, not number):
   "poll running" flag, and a second caller of the same object gets ``RuntimeError:
   concurrent poll() invocation``; so it does with OS threads: switching away adds no
   new failure, and ``poll`` was unsafe by name until an unpatched ``epoll.poll(30)``
-  froze every other thread for its 30 s.) A name is a heuristic: an aliased writer (``w = f.write; w(x)``) or a C
-  function that writes to a shared file by itself (``pickle.dump``) is not seen.
+  froze every other thread for its 30 s.) A name is a heuristic: an aliased writer
+  (``w = f.write; w(x)``) or a C function that writes to a shared file by itself
+  (``pickle.dump``) is not seen.
 * **Unknown**: any other instruction (FOR_ITER over a file, an operator calling C
   code), or a call whose callee the bytecode does not reveal (arguments with
   jumps in them). Treated like unsafe, except that a thread seen stuck in the same

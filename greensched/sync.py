@@ -74,6 +74,11 @@ class Lock:
 
     __slots__ = ("_locked", "_waiters", "__weakref__")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # As threading.Lock, which no CPython version lets you subclass (3.13 tests it).
+        raise TypeError("type 'greensched.Lock' is not an acceptable base type: a Lock, like "
+                        "threading.Lock, cannot be subclassed; wrap one in a class of your own")
+
     def __init__(self) -> None:
         self._locked = False
         self._waiters: WaitQueue | None = None

@@ -31,12 +31,16 @@ class ThreadHandle:
         return self._done.is_set()
 
     def _set_done(self) -> None:
+        if self.ident is None:  # the ident is set when the thread is started
+            raise RuntimeError("thread not started")
         _non_daemon.discard(self)
         self._done.set()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the thread is done, or ``timeout`` seconds (`Thread.join` semantics)."""
-        if self.ident is not None and self.ident == get_ident() and not self.is_done():
+        if self.ident is None:  # as the C handle refuses: nothing would ever set it done
+            raise RuntimeError("thread not started")
+        if self.ident == get_ident() and not self.is_done():
             raise RuntimeError("Cannot join current thread")
         self._done.wait(timeout)
 

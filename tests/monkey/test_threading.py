@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from tests.util import run_python
 
 PATCH = "import greensched\ngreensched.patch_all()\n"
@@ -359,3 +361,34 @@ else:
 """
     )
     assert out == (["True thread already started"] if sys.version_info >= (3, 13) else ["False"])
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="thread handles are new in 3.13")
+def test_an_unstarted_thread_handle_refuses_join_and_set_done_as_the_c_one_does() -> None:
+    out = check(
+        """
+import _thread
+handle = _thread._ThreadHandle()
+for call in (handle.join, handle._set_done):
+    try:
+        call()
+    except RuntimeError as exc:
+        print(call.__name__, exc)
+"""
+    )
+    assert out == ["join thread not started", "_set_done thread not started"]
+
+
+def test_threading_lock_cannot_be_subclassed_patched_as_unpatched() -> None:
+    """No CPython lets you subclass threading.Lock (3.13's test_lock_no_subclass pins it)."""
+    out = check(
+        """
+import threading
+try:
+    class MyLock(threading.Lock):
+        pass
+except TypeError as exc:
+    print("TypeError", "cannot be subclassed" in str(exc))
+"""
+    )
+    assert out == ["TypeError True"]

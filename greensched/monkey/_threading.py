@@ -121,8 +121,9 @@ class _DummyRemover:
 _dummy_removers = _green_local()
 
 
-class _GreenDummyThread(_stdlib_threading._DummyThread):
-    """`threading._DummyThread` that is forgotten when its green thread ends."""
+class _DummyThread(_stdlib_threading._DummyThread):
+    """`threading._DummyThread` that is forgotten when its green thread ends (its name is
+    the original's: its repr is the one programs and CPython's tests look for)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,7 +165,7 @@ def patch() -> None:
         "_make_thread_handle": make_thread_handle,
         "_thread_shutdown": thread_shutdown,
     }
-    in_threading["_DummyThread"] = _GreenDummyThread
+    in_threading["_DummyThread"] = _DummyThread
     in_threading["excepthook"] = excepthook
     if hasattr(_stdlib_threading, "_thread_local_info"):  # 3.13: where its own remover lives
         in_threading["_thread_local_info"] = _green_local()

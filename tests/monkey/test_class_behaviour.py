@@ -31,7 +31,6 @@ NAME_EXCEPTIONS = {
         "the original is the factory function allocate_lock (3.11/3.12); ours is the class",
     ("threading", "_allocate_lock"): "the same as threading.Lock",
     ("threading", "excepthook"): "the original is _thread._excepthook; ours wraps it",
-    ("threading", "_DummyThread"): "a subclass of the original (_GreenDummyThread), installed under its name",
     ("selectors", "DefaultSelector"): "the original is an alias of EpollSelector; ours polls green",
     ("selectors", "PollSelector"): "one green selector class serves PollSelector and DefaultSelector",
     ("selectors", "SelectSelector"): "GreenSelectSelector: SelectSelector's rules (no regular files) "

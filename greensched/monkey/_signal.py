@@ -13,8 +13,12 @@ wrapper (`RoutedHandler`) that calls it as it is and, if it raises while a green
 thread other than the main one runs, throws the exception into the main green
 thread (where it waits, or where it will resume) and lets the interrupted thread go
 on as if nothing happened: what threaded code sees. A handler that raises while the
-main green thread or the hub runs raises there, as before (the hub hands it to the
-main thread). Handlers installed before ``patch_all()`` are wrapped too.
+main green thread runs raises there, as before. A signal that lands while the hub
+runs (every green thread waits, the hub polls) does not run the handler in the
+hub, which must never block, and a handler may (a SIGTERM handler that flushes to
+a socket): it runs in a green thread of its own, started at the hub's next pass,
+with the main green thread's frame, and what it raises goes to the main green
+thread too. Handlers installed before ``patch_all()`` are wrapped too.
 
 ``signal.getsignal`` and the return value of ``signal.signal`` give back the
 handler the program installed, never the wrapper. greensched's own handlers
@@ -54,6 +58,7 @@ from time import monotonic
 from types import FrameType
 from typing import Any
 
+from .._core._greenthread import GreenThread
 from .._core._hub import Hub, existing_hub, get_hub
 from .._core._stacks import thread_frame
 from .._core._timers import TimerHandle
@@ -86,14 +91,38 @@ class RoutedHandler:
         self.handler = handler
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
+        hub = get_hub()
+        if hub.current is None and hub.main is not None:
+            # Landed in the hub (every thread waits): the handler may block (a SIGTERM
+            # handler that flushes to a socket), which the hub cannot. It runs in a
+            # green thread of its own, started at the hub's next pass; the append and
+            # the wake-up write are all this handler does (the handler rule).
+            hub.call_soon_threadsafe(self._start_in_thread, signum)
+            return None
         try:
             return self.handler(signum, frame)
         except BaseException as exc:
-            hub = get_hub()
             current = hub.current
             if current is None or current is hub.main or not hub.throw(hub.main, exc):
-                raise  # in main or the hub already (or main cannot take it): as CPython does
+                raise  # in main already (or main cannot take it): as CPython does
             return None  # main raises it where it waits; the interrupted thread goes on
+        finally:
+            _handled()
+
+    def _start_in_thread(self, signum: int) -> None:
+        """In the hub: run the handler in a new green thread (see `__call__`)."""
+        GreenThread(self._run_in_thread, args=(signum,), name=f"signal handler ({signum})",
+                    daemon=True).start()
+
+    def _run_in_thread(self, signum: int) -> None:
+        hub = get_hub()
+        try:
+            self.handler(signum, thread_frame(hub.main) if hub.main is not None else None)
+        except BaseException as exc:
+            # As a handler that raises in the main thread would: main raises it where it
+            # waits. If it cannot take one now (another is on its way), it is reported.
+            if hub.main is None or not hub.throw(hub.main, exc):
+                raise
         finally:
             _handled()
 

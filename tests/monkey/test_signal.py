@@ -148,3 +148,45 @@ def test_patch_all_signal_false_leaves_the_module_alone() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True False"
+
+
+def test_a_handler_that_lands_in_the_hub_may_block_and_its_exception_still_reaches_main() -> None:
+    """Every green thread waits, so the signal lands in the hub, which cannot block: the
+    handler (a socket round trip, then sys.exit, as a SIGTERM handler that flushes its
+    state would) runs in a green thread of its own. It used to fail with HubError."""
+    proc = run_python("""
+import json, os, signal, socket, sys, threading, time
+import greensched
+greensched.patch_all()
+from greensched._core._hub import get_hub
+a, b = socket.socketpair()
+def echo():
+    while data := b.recv(10):
+        b.sendall(data)
+threading.Thread(target=echo, daemon=True).start()
+seen = {}
+def on_term(signum, frame):
+    seen["frame"] = frame.f_code.co_name if frame is not None else None
+    a.sendall(b"bye")
+    seen["echo"] = a.recv(10).decode()
+    sys.exit(3)
+signal.signal(signal.SIGTERM, on_term)
+hub = get_hub()
+def kill_once_the_hub_sleeps():  # on a real OS thread, while main waits for it
+    deadline = time.monotonic() + 10
+    while not hub._polling and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)  # main is woken by the handler's exception, not by our return
+try:
+    greensched.to_thread(kill_once_the_hub_sleeps)
+    seen["main"] = "returned"
+except SystemExit as exc:
+    seen["main"] = f"SystemExit {exc.code}"
+print(json.dumps(seen))
+""")
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The handler gets the main green thread's innermost frame, as CPython passes the
+    # interrupted frame of the main thread (here: where main parks).
+    assert seen == {"frame": "park", "echo": "bye", "main": "SystemExit 3"}

@@ -43,6 +43,7 @@ import asyncio
 import os
 import selectors
 import sys
+import types
 from asyncio import events as _events, selector_events as _selector_events, tasks as _tasks
 from collections.abc import Callable
 from typing import Any
@@ -121,6 +122,28 @@ def get_event_loop() -> Any:
     return _events.get_event_loop_policy().get_event_loop()
 
 
+def _framed_as_asyncio(fn: Callable[..., Any]) -> Any:
+    """``fn`` again, its frames naming ``asyncio.events`` as their module.
+
+    The policy's ``get_event_loop`` (3.12, 3.13) warns "There is no current event
+    loop" at the first frame up the stack whose module is not ``asyncio`` or
+    ``asyncio.*``: the caller's line. Our wrappers stand between the caller and it,
+    and the warning named greensched/monkey/_asyncio.py instead (CPython's
+    test_asyncio.test_events checks the file name). The function keeps its code,
+    names and ``__module__``; its globals become a fixed dict of the globals it
+    reads (bound once, at import), under asyncio's module name.
+    """
+    module_globals = fn.__globals__
+    namespace = {name: module_globals[name] for name in fn.__code__.co_names if name in module_globals}
+    namespace.update(__name__="asyncio.events", __builtins__=module_globals["__builtins__"])
+    framed = types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+    framed.__qualname__, framed.__module__, framed.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    return framed
+
+
+get_event_loop = _framed_as_asyncio(get_event_loop)
+
+
 def _get_event_loop(stacklevel: int = 3) -> Any:
     """3.11's internal twin of `get_event_loop` (futures, streams and tasks call it)."""
     return get_event_loop()
@@ -166,6 +189,9 @@ def _policy_get_event_loop_green(self: Any) -> Any:
     if loop is not None:
         return loop
     return _policy_get_event_loop(self)
+
+
+_policy_get_event_loop_green = _framed_as_asyncio(_policy_get_event_loop_green)
 
 
 # -- the loop's wait ------------------------------------------------------------------------

@@ -510,3 +510,29 @@ def test_the_shared_loop_goes_on_when_something_escapes_it() -> None:
         assert gasyncio.run_coroutine(slow()) == "survived"
         print("ok")
     """)
+
+
+
+def test_the_no_current_loop_warning_names_the_callers_line_not_greenscheds() -> None:
+    """3.12+ warns when ``get_event_loop()`` makes a loop; our wrappers stand between the
+    caller and the policy, whose walk up the stack skips only asyncio's own frames."""
+    check("""
+        import sys, warnings
+        import greensched
+        greensched.patch_all()
+        import asyncio
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            line = sys._getframe().f_lineno + 1
+            loop = asyncio.get_event_loop()
+        loop.close()
+        asyncio.set_event_loop(None)
+        found = [w for w in caught if "no current event loop" in str(w.message)]
+        if sys.version_info >= (3, 12):
+            [warning] = found
+            # The snippet runs with -c: its file is "<string>".
+            assert (warning.filename, warning.lineno) == ("<string>", line), (warning.filename, line)
+        else:
+            assert not found
+        print("ok")
+    """)

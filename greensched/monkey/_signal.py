@@ -92,7 +92,7 @@ class RoutedHandler:
 
     def __call__(self, signum: int, frame: FrameType | None) -> Any:
         hub = get_hub()
-        if hub.current is None and hub.main is not None:
+        if hub.current is None:
             # Landed in the hub (every thread waits): the handler may block (a SIGTERM
             # handler that flushes to a socket), which the hub cannot. It runs in a
             # green thread of its own, started at the hub's next pass; the append and
@@ -117,11 +117,11 @@ class RoutedHandler:
     def _run_in_thread(self, signum: int) -> None:
         hub = get_hub()
         try:
-            self.handler(signum, thread_frame(hub.main) if hub.main is not None else None)
+            self.handler(signum, thread_frame(hub.main))
         except BaseException as exc:
             # As a handler that raises in the main thread would: main raises it where it
             # waits. If it cannot take one now (another is on its way), it is reported.
-            if hub.main is None or not hub.throw(hub.main, exc):
+            if not hub.throw(hub.main, exc):
                 raise
         finally:
             _handled()

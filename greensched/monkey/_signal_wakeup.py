@@ -31,6 +31,7 @@ there, so preemption bytes reach it, as before the patch).
 
 from __future__ import annotations
 
+import operator
 import os
 import signal as _stdlib_signal
 import sys
@@ -112,9 +113,7 @@ _relay: _Relay | None = None
 def set_wakeup_fd(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
     """`signal.set_wakeup_fd`: the program's fd gets its signals' bytes, not greensched's."""
     global _relay
-    fd = int(fd) if not isinstance(fd, int) and hasattr(fd, "__index__") else fd
-    if not isinstance(fd, int):
-        raise TypeError(f"'{type(fd).__name__}' object cannot be interpreted as an integer")
+    fd = operator.index(fd)  # TypeError, with the real call's message, for a non-integer
     if fd != -1:
         os.fstat(fd)  # OSError (EBADF) for a closed fd, as the real call raises
         if os.get_blocking(fd):

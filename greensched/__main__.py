@@ -4,7 +4,7 @@ Patches the stdlib with `greensched.patch_all()`, then runs an unmodified progra
 as ``__main__`` the way ``python`` itself would: the same ``sys.argv``, the same
 ``sys.path[0]``, the same ``__main__.__spec__``. Options go *before* the program;
 everything after it (``-h``, ``--``, ``-x value``...) belongs to the program.
-Options: ``--slice MS``, ``--no-preempt``, ``--dump-signal SIG`` (print every green
+Options: ``--slice MS``, ``--granularity MS``, ``--no-preempt``, ``--dump-signal SIG`` (print every green
 thread's stack on that signal) and ``--blocking-threshold MS`` (report a green
 thread that holds the CPU longer); see ``--help``.
 
@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__
-from ._core._preempt import check_slice_ms, mark_root
+from ._core._preempt import check_granularity_ms, check_slice_ms, mark_root
 from .monitor import set_dump_signal_from, start_blocking_detector_ms
 from .monkey import patch_all
 from .scheduler import get_preemption, set_preemption
@@ -53,7 +53,7 @@ PROG = "python -m greensched"
 
 #: Our options that take a value (``--slice 5`` or ``--slice=5``): needed to find where
 #: the program starts, before argparse sees anything.
-_VALUED = frozenset({"--slice", "--dump-signal", "--blocking-threshold"})
+_VALUED = frozenset({"--slice", "--granularity", "--dump-signal", "--blocking-threshold"})
 
 
 class _Program:
@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--slice", metavar="MS", default=None,
                         help="preemption time slice in milliseconds (default 10, or GREENSCHED_SLICE_MS)")
+    parser.add_argument("--granularity", metavar="MS", default=None,
+                        help="how long a thread runs before a sleeper that fell due or a ready socket "
+                        "preempts it, in milliseconds (default 1, or GREENSCHED_GRANULARITY_MS)")
     parser.add_argument("--no-preempt", action="store_true",
                         help="turn preemption off (as GREENSCHED_PREEMPT=0 does)")
     parser.add_argument("--dump-signal", metavar="SIG", default=None,
@@ -136,9 +139,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The environment's settings first (GREENSCHED_SLICE_MS=fast fails here, in one
         # line), then the options, which override them; each error names its setting.
         get_preemption()
-        if options.no_preempt or options.slice is not None:
+        if options.no_preempt or options.slice is not None or options.granularity is not None:
             slice_ms = None if options.slice is None else check_slice_ms(options.slice, "--slice")
-            set_preemption(False if options.no_preempt else None, slice_ms)
+            granularity_ms = (None if options.granularity is None
+                              else check_granularity_ms(options.granularity, "--granularity"))
+            set_preemption(False if options.no_preempt else None, slice_ms, granularity_ms)
         if options.dump_signal is not None:
             set_dump_signal_from(options.dump_signal, "--dump-signal")
         if options.blocking_threshold is not None:

@@ -78,18 +78,20 @@ def stats() -> dict[str, Any]:
 
     Preemption (main OS thread only, where it exists):
 
-    * ``preemption_enabled``, ``slice_ms``: the settings.
+    * ``preemption_enabled``, ``slice_ms``, ``granularity_ms``: the settings (the
+      granularity in use: at most the slice).
     * ``ticks``: timer signals handled while a thread ran.
     * ``preemption_requests``: times a thread was asked to yield (it used its
-      slice with others waiting, or a sleeper fell due).
+      slice with others waiting, or a sleeper fell due, or an fd became ready);
+      ``wakeup_preemptions`` of them for a sleeper or an fd.
     * ``preemptions``: switches that followed; ``call_preemptions`` of them at a
       call known to be safe, ``stuck_preemptions`` at a C call stuck for a slice.
     * ``retried_requests``: requests that landed at an unsafe point (inside a
       buffered write, greensched's own code) and were retried at the next check.
     * ``deferred_requests``: requests that found the thread under `no_preempt`
       and were held until the section ended.
-    * ``timer_starts``: times the interval timer was started (it stops when a
-      tick finds the hub asleep, or a thread alone).
+    * ``timer_starts``: times the one-shot timer was armed while stopped (a tick
+      that finds the hub asleep, or a thread alone, arms no other).
     """
     return _introspect.scheduler_stats(get_hub())
 

@@ -52,12 +52,17 @@ def no_preempt() -> NoPreempt:
     return _preempt.no_preempt(get_hub().preemptor)
 
 
-def set_preemption(enabled: bool | None = None, slice_ms: float | None = None) -> None:
-    """Turn preemption on or off and/or set the time slice, for this process's main hub.
+def set_preemption(enabled: bool | None = None, slice_ms: float | None = None,
+                   granularity_ms: float | None = None) -> None:
+    """Turn preemption on or off and/or set its times, for this process's main hub.
 
-    The defaults come from ``GREENSCHED_PREEMPT`` (``0`` turns it off) and
-    ``GREENSCHED_SLICE_MS`` (default 10). Only the main OS thread can be preempted:
-    calling this from another OS thread raises `RuntimeError`.
+    ``slice_ms``: how long a thread runs before it yields to another ready one.
+    ``granularity_ms``: how long it runs before a sleeper that fell due, or a socket
+    that became ready, preempts it (wake-up preemption; at most the slice). The
+    defaults come from ``GREENSCHED_PREEMPT`` (``0`` turns it off),
+    ``GREENSCHED_SLICE_MS`` (default 10) and ``GREENSCHED_GRANULARITY_MS`` (default
+    1). Each value is checked before anything changes. Only the main OS thread can
+    be preempted: calling this from another OS thread raises `RuntimeError`.
     """
     if enabled is not None and not isinstance(enabled, bool):
         raise TypeError(
@@ -70,11 +75,14 @@ def set_preemption(enabled: bool | None = None, slice_ms: float | None = None) -
             "preemption only exists in the main OS thread (only it runs signal handlers); "
             "call set_preemption() from the main thread"
         )
-    preemptor.configure(enabled, slice_ms)
+    preemptor.configure(enabled, slice_ms, granularity_ms)
 
 
 def get_preemption() -> tuple[bool, float]:
-    """``(enabled, slice_ms)`` of the main hub; ``(False, 0.0)`` in other OS threads."""
+    """``(enabled, slice_ms)`` of the main hub; ``(False, 0.0)`` in other OS threads.
+
+    The granularity in use is ``stats()["granularity_ms"]``.
+    """
     preemptor = get_hub().preemptor
     if preemptor is None:
         return False, 0.0

@@ -24,6 +24,7 @@ def run_python(
     full_env = dict(os.environ)
     full_env.pop("GREENSCHED_PREEMPT", None)
     full_env.pop("GREENSCHED_SLICE_MS", None)
+    full_env.pop("GREENSCHED_GRANULARITY_MS", None)
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     if env:
         full_env.update(env)

@@ -23,9 +23,10 @@ round trips a second instead of 120,000). Inheriting the slice keeps it fair: th
 pair together gets one slice per pass, as one thread would, and a pair that keeps
 handing off for a whole slice takes turns with everyone else again.
 
-The preemption timer is armed while threads run and others exist; the first tick
-that finds the hub asleep in its poll disarms it, so an idle program gets at most
-one tick (see `_preempt`).
+The preemption timer is a one-shot armed while threads run and others exist, for
+the next moment a switch could be due (a slice's end, a sleeper's deadline); a tick
+that finds the hub asleep in its poll arms no other, so an idle program gets at
+most one tick (see `_preempt`).
 
 Everything here runs either in the hub greenlet or in a green thread's own call to
 `park`/`yield_now`/`unpark`; nothing here is preempted (`_preempt` never switches
@@ -185,7 +186,7 @@ class Hub(FdWaits):
         self._all_done = WaitQueue(self, "run()")
         #: Number of times the hub resumed a green thread, and when it last did.
         self.switches = 0
-        self.resumed_at = 0.0
+        self.resumed_at = monotonic()  # main has run since the hub was made
         #: For stats(): threads started, how long recent resumes waited on the run
         #: queue (a ring indexed by switch number), and the hub's sleeps in poll.
         self.spawned = 0
@@ -309,7 +310,10 @@ class Hub(FdWaits):
         thread._resume_value = _NOTHING
         timer = None
         if timeout is not None:
-            timer = self._timers.schedule(self._now() + timeout, self._park_timed_out, token)
+            deadline = self._now() + timeout
+            timer = self._timers.schedule(deadline, self._park_timed_out, token)
+            if self.preemptor is not None:
+                self.preemptor.timer_set(deadline, parking=True)  # for whoever runs meanwhile
         try:
             self._glet.switch()
         finally:
@@ -372,6 +376,8 @@ class Hub(FdWaits):
             self._netpoll.wakeup()  # we are in a signal handler run inside select()
         elif self.current is not None:
             self._woken.append(thread)  # a hand-off from a running thread
+            if self.preemptor is not None:
+                self.preemptor.thread_woken()  # which may compute on: it needs a slice's end
         else:
             self._ready.append(thread)
         return True
@@ -397,6 +403,8 @@ class Hub(FdWaits):
             self._ready.append(thread)
             if self._polling:
                 self._netpoll.wakeup()
+            elif self.current is not None and self.preemptor is not None:
+                self.preemptor.thread_woken()
             return True
         if state is READY:
             if thread._glet is None:  # it never ran: end it without running it
@@ -536,9 +544,10 @@ class Hub(FdWaits):
 
     def call_later(self, delay: float, callback: Callable[[Any], None], arg: Any = None) -> TimerHandle:
         """Run ``callback(arg)`` in the hub after ``delay`` seconds; must not block."""
-        handle = self._timers.schedule(self._now() + delay, callback, arg)
+        deadline = self._now() + delay
+        handle = self._timers.schedule(deadline, callback, arg)
         if self.preemptor is not None and self.current is not None:
-            self.preemptor.maybe_arm()  # so a thread computing alone still sees it fire
+            self.preemptor.timer_set(deadline, parking=False)  # a thread computing alone sees it fire
         return handle
 
     def cancel_timer(self, handle: TimerHandle) -> None:
@@ -568,6 +577,7 @@ class Hub(FdWaits):
         calls = self._calls
         woken = self._woken
         preemptor = self.preemptor
+        never = _preempt.NEVER  # the preemptor's expiry while its timer is stopped
         self.current = None  # whoever switched here first is parked or yielding now
         while True:
             try:
@@ -577,9 +587,9 @@ class Hub(FdWaits):
                 # 1. Run the threads that are ready now; those they wake wait for the next pass.
                 while woken:  # woken before the loop began, or by a callback that raised
                     ready.append(woken.popleft())
-                if preemptor is not None and ready:
-                    preemptor.maybe_arm()
                 now = monotonic()  # then each resume returns the time it gave the CPU back
+                if preemptor is not None and ready:
+                    preemptor.maybe_arm(now, self.ready_count() > 1)  # the first of them runs next
                 for _ in range(len(ready)):
                     if not ready:
                         break  # a fork in the child emptied it (see _after_fork_in_child)
@@ -587,6 +597,8 @@ class Hub(FdWaits):
                     if thread._state is not READY:
                         continue  # killed before it ever ran
                     self.resumed_at = now
+                    if preemptor is not None and preemptor.expiry is never:
+                        preemptor.maybe_arm(now, self.others_ready())  # a preemption in this pass used it up
                     now = self._resume(thread, now)
                     # A hand-off: the first thread it woke runs next, on the same slice,
                     # unless the waker yielded (it was preempted: take turns) or the slice

@@ -120,6 +120,7 @@ def scheduler_stats(hub: Hub) -> dict[str, Any]:
         out.update(
             preemption_enabled=p.enabled,
             slice_ms=p.slice * 1000.0,
+            granularity_ms=p.granularity * 1000.0,
             ticks=p.ticks,
             preemption_requests=p.requests,
             preemptions=p.preemptions,
@@ -127,6 +128,7 @@ def scheduler_stats(hub: Hub) -> dict[str, Any]:
             stuck_preemptions=p.stuck_preemptions,
             retried_requests=p.retried,
             deferred_requests=p.deferred_requests,
+            wakeup_preemptions=p.wakeup_preemptions,
             timer_starts=p.timer_starts,
         )
     return out

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import selectors
 import weakref
 from collections.abc import Callable
@@ -70,6 +71,10 @@ __all__ = ["Netpoller", "EVENT_READ", "EVENT_WRITE"]
 #: The stdlib's real selector class, captured before `patch_all()` makes the
 #: stdlib's ``DefaultSelector`` green (the netpoller is what green waits park on).
 _OS_SELECTOR = selectors.DefaultSelector
+
+#: The stdlib's ``select.poll``, captured for the same reason (`ready_hint` must not park).
+_OS_POLL = getattr(select, "poll", None)
+_POLLIN = getattr(select, "POLLIN", 1)
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
@@ -423,6 +428,26 @@ class Netpoller:
                             seen.add(token)
                             ready.append(token)
         return ready
+
+    def ready_hint(self) -> bool | None:
+        """Is any registered fd ready now? None when this selector cannot tell.
+
+        For the preemption handler, which runs at any bytecode (see `_preempt`), so it
+        reads and changes nothing here: epoll's and kqueue's own fd polls readable
+        while an event is pending, and polling that fd consumes nothing (the events
+        stay for the hub's next `poll`). One ``poll(2)`` with a zero timeout. A
+        "yes" may be an fd kept registered that nobody waits on any more: the hub's
+        next poll narrows it, so it says "yes" once.
+        """
+        fileno = getattr(self._selector, "fileno", None)  # select/poll selectors have none
+        if fileno is None or _OS_POLL is None:
+            return None
+        try:
+            poller = _OS_POLL()
+            poller.register(fileno(), _POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return False  # closed under us (a fork, a rebuild): the hub knows better
 
     def wakeup(self) -> None:
         """Make a concurrent or future `poll` return promptly. Safe from any OS thread."""

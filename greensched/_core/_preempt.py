@@ -1,18 +1,43 @@
 """Preemption: a timer asks for a switch; the switch happens only at a safe point.
 
 With `_signals` (which owns the signal numbers and the real handler table), this
-is the only module that touches `signal`. While green threads compete, an
-interval timer (``setitimer(ITIMER_REAL)``, SIGALRM) ticks twice per slice (10 ms by
-default). The SIGALRM handler only *decides*; the switch itself runs from a second
-handler, on SIGRTMAX, the highest-numbered signal, so that every other pending
-handler runs first.
+is the only module that touches `signal`. A one-shot timer (``setitimer(ITIMER_REAL)``
+with no interval, SIGALRM) is armed for the next moment a switch could be due. The
+SIGALRM handler only *decides*; the switch itself runs from a second handler, on
+SIGRTMAX, the highest-numbered signal, so that every other pending handler runs
+first.
 
 When a thread is asked to yield
 -------------------------------
-* it has run a whole slice since the hub resumed it, and another thread is ready
-  (or a timer is due, or fds are watched: the hub must look at them); or
-* it has run a fifth of a slice and a sleeper's timer has fallen due (wake-up
-  preemption: a 5 ms ticker beside a CPU hog is late by a tick, not a slice).
+* it has run a whole slice (10 ms by default) since the hub resumed it, and another
+  thread is ready; or
+* it has run the *granularity* (1 ms by default, never more than the slice) and a
+  sleeper's timer has fallen due, or an fd a parked thread waits on has become
+  ready (wake-up preemption, as Linux CFS does for a woken task). Readiness comes
+  from polling the netpoller's own fd with a zero timeout, which consumes nothing
+  (`Netpoller.ready_hint`; Go's sysmon polls its netpoller likewise while
+  goroutines run). The wake-up pipe counts: another OS thread handed work in.
+
+When the timer is armed
+-----------------------
+For the earliest of: the running thread's slice end, if others are ready; the next
+timer deadline, but not before the running thread has run the granularity; a
+granularity from now while fds are waited on (to look at their readiness), or while
+a request is outstanding or an exception held back (to try again). Who arms it:
+
+* the hub, before each pass and before a resume whose tick a preemption earlier in
+  the same pass used up (`maybe_arm`);
+* a thread that readies another (a hand-off: `thread_woken`), when no tick is armed
+  for its own slice end; a thread spawning another;
+* a thread that parks with a timeout while others are ready, or sets a timer and
+  computes on (a `Timeout`: `timer_set`);
+* each tick that does not switch, for the next one (`_arm_next`).
+
+Nothing is armed when nobody else could run: a thread alone, or beside threads
+parked with no timeout, gets no signal at all, and a tick that finds the hub asleep
+in its poll arms no other. The hub's checks cost a comparison while the armed tick
+comes soon enough, which is the usual case: a ``setitimer`` happens only when the
+armed tick is missing or too late.
 
 Kinds of safe point
 -------------------
@@ -75,7 +100,7 @@ mutations allowed are:
 
 * the preemptor's own handler-side fields (`_want_at`, `_stuck_*`, `_retries`,
   counters, `sigint_pending`, `deferred`), which thread code only reads, and the
-  `_armed` flag, which thread code sets before it arms the timer (see `maybe_arm`);
+  `expiry` hint, which thread code sets before it arms the timer (see `_arm`);
 * syscalls: ``setitimer``, ``interrupt_main``, ``Py_AddPendingCall``, and the
   wake-up pipe's ``write`` (a byte, as the self-pipe trick has it);
 * the switch itself (`_do_switch`, ``hub.yield_now``) and a held-back exception
@@ -113,7 +138,13 @@ Things that don't work, and why we don't do them
   calls per sleep, and a hub serving a ping-pong over a socket sleeps for a few
   microseconds on every round trip (measured: 28-34k round trips a second instead of
   35-39k with preemption off). Left armed, the timer costs at most one tick per idle
-  spell, which disarms it from the handler.
+  spell, which arms no other.
+* An interval timer at a fraction of the slice (what we had, ticking every 5 ms): a
+  sleeper falling due waits for the next tick, so a 5 ms ticker beside a hog was
+  late by 5.5 ms at p99, as late as with OS threads and their 5 ms GIL interval,
+  and an unpatched C ``time.sleep(1)`` froze the ticker for 11.5 ms.
+* Arming the timer for every resume: a ``setitimer`` per switch, where hand-offs
+  switch a hundred thousand times a second. The hub only checks the armed tick.
 
 Only the main OS thread runs Python signal handlers, so only its hub is preemptive.
 SIGALRM belongs to greensched while preemption is on (``signal.alarm`` and
@@ -123,6 +154,7 @@ the timer; the hub re-arms it there on its next pass.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import time
@@ -141,7 +173,15 @@ from ._safepoints import (
     exception_escapes,
     mark_root,
 )
-from ._settings import DEFAULT_SLICE_MS, MIN_SLICE_MS, check_env_at_import, check_slice_ms, read_env_config
+from ._settings import (
+    DEFAULT_SLICE_MS,
+    MIN_SLICE_MS,
+    check_env_at_import,
+    check_granularity_ms,
+    check_slice_ms,
+    read_env_config,
+    read_env_granularity,
+)
 from ._signals import OUR_HANDLER_OWNERS, SWITCH_SIGNAL, setitimer, signal_signal
 
 if TYPE_CHECKING:
@@ -171,8 +211,8 @@ class PreemptedHub(Protocol):
 
 
 __all__ = [
-    "Preemptor", "PreemptedHub", "no_preempt", "NoPreempt", "read_env_config",
-    "mark_root", "check_slice_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
+    "Preemptor", "PreemptedHub", "no_preempt", "NoPreempt", "NEVER", "read_env_config",
+    "mark_root", "check_slice_ms", "check_granularity_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
 ]
 
 #: A C call must be stuck at least this long before it is switched away from.
@@ -181,6 +221,10 @@ _STUCK_MIN_S = 0.010
 _MAX_RETRIES = 64
 #: A held-back exception is raised anyway if no better place comes within this time.
 _HOLD_BACK_MAX_S = 1.0
+#: The shortest one-shot timer we set (``setitimer`` with 0 would stop it instead).
+_MIN_DELAY_S = 20e-6
+#: No tick is armed: `Preemptor._expiry`'s value while the timer is stopped.
+NEVER = float("inf")
 
 _SWITCH = "switch"
 _RETRY = "retry"
@@ -200,8 +244,11 @@ class Preemptor:
     def __init__(self, hub: PreemptedHub) -> None:
         self._hub = hub
         self.enabled, slice_ms = read_env_config()
+        self._granularity_ms = read_env_granularity()
         self._set_slice(slice_ms)
-        self._armed = False
+        #: When the one-shot timer fires (monotonic seconds), `NEVER` when stopped: a
+        #: hint, set before each ``setitimer`` (see `_arm`). The hub reads it.
+        self.expiry: float = NEVER
         self._installed = False
         self._depth = 0  # no_preempt nesting
         self.deferred = False  # a request arrived under no_preempt
@@ -228,26 +275,34 @@ class Preemptor:
         self.stuck_preemptions = 0
         self.call_preemptions = 0
         self.retried = 0
-        self.timer_starts = 0  # times the interval timer was started
+        self.timer_starts = 0  # times the timer was armed while stopped
+        self.wakeup_preemptions = 0  # requests for a sleeper that fell due or an fd that became ready
         self.deferred_requests = 0  # requests that found the thread under no_preempt
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     # -- configuration --------------------------------------------------------------
 
-    def configure(self, enabled: bool | None = None, slice_ms: float | None = None) -> None:
-        if slice_ms is not None:
-            self._set_slice(check_slice_ms(slice_ms))
+    def configure(self, enabled: bool | None = None, slice_ms: float | None = None,
+                  granularity_ms: float | None = None) -> None:
+        """Change the settings (each checked first: a bad one changes nothing)."""
+        slice_ms = None if slice_ms is None else check_slice_ms(slice_ms)
+        granularity_ms = None if granularity_ms is None else check_granularity_ms(granularity_ms)
+        if granularity_ms is not None:
+            self._granularity_ms = granularity_ms
+        self._set_slice(self._slice_ms if slice_ms is None else slice_ms)
         if enabled is not None:
             self.enabled = bool(enabled)
-        if self._armed:
-            self.disarm()  # re-armed with the new settings on the hub's next pass
+        if self.expiry != NEVER:
+            self.disarm()
+        if self._hub.current is not None:
+            self.maybe_arm()  # the caller may compute on: tick for it with the new settings
 
     def _set_slice(self, slice_ms: float) -> None:
+        self._slice_ms = slice_ms
         self.slice = slice_ms / 1000.0
-        #: The timer ticks twice per slice, so a thread is switched after 1 to 1.5 slices.
-        self._period = self.slice / 2
-        #: A thread that ran this long yields to a sleeper that fell due (wake-up preemption).
-        self._granularity = self.slice / 5
+        #: A thread that ran this long yields to a sleeper that fell due, or to a ready fd
+        #: (wake-up preemption); never more than the slice.
+        self.granularity = min(self._granularity_ms / 1000.0, self.slice)
         #: A C call must be stuck this long before it is switched away from.
         self._stuck_min = max(self.slice, _STUCK_MIN_S)
 
@@ -259,40 +314,126 @@ class Preemptor:
             signal_signal(signal.SIGINT, self._on_sigint)
         self._installed = True
 
-    # -- arming: called by the hub ------------------------------------------------------
+    # -- arming ------------------------------------------------------------------------------
 
-    def maybe_arm(self) -> None:
-        """Threads are about to run, or one was spawned, or a timer set: tick if they compete."""
-        if self._armed or not self.enabled:
+    def maybe_arm(self, now: float | None = None, others: bool | None = None) -> None:
+        """A thread is about to run (the hub), or one was spawned, or a timer set by a
+        running thread (a `Timeout`): arm the timer if they need a tick sooner.
+
+        ``others``: from the hub, whether threads besides the one it resumes next are
+        ready; from a thread, left out (the run queue says). Cheap when a tick is due
+        within the granularity (the usual case while threads compete): that tick will
+        look at everything and arm the next one itself.
+        """
+        if now is None:
+            now = time.monotonic()
+        expiry = self.expiry
+        if now < expiry <= now + self.granularity or not self.enabled:
             return
         hub = self._hub
         if len(hub._threads) < 2 and not len(hub._timers):
+            return  # alone: nothing to share the CPU with
+        # Thread code, not the handler: next_deadline may drop cancelled timers off the top.
+        deadline = hub._timers.next_deadline()
+        if hub.current is None:  # the hub, about to resume a thread
+            at = self._next_tick(now, now, hub.others_ready() if others is None else others, deadline)
+        else:
+            at = self._next_tick(now, hub.resumed_at, hub.others_ready(), deadline)
+        if at != NEVER and (at < expiry or expiry <= now):  # earlier than the armed one, or that one is stale
+            if not self._installed:
+                self._install()
+            if expiry == NEVER:
+                self.timer_starts += 1
+            self._arm(at, now)
+
+    def timer_set(self, deadline: float, parking: bool) -> None:
+        """A running thread set a timer: arm for its deadline if that comes first.
+
+        ``parking``: the thread is about to park until then (a sleep, a wait with a
+        timeout). The timer matters only to whoever runs meanwhile, so nothing is
+        armed when nobody is ready: the hub sleeps until the deadline in its poll.
+        One comparison when a tick comes sooner anyway.
+        """
+        hub = self._hub
+        if (hub._jumper is None and deadline >= self.expiry) or (parking and not hub.others_ready()):
             return
-        if not self._installed:
-            self._install()
-        # The flag first: a tick between the two lines may disarm (the handler stops
-        # the timer and clears the flag), and then the timer runs with the flag off,
-        # which the next maybe_arm or idle tick mends. The other order could leave
-        # the flag on with the timer stopped: no preemption until reconfigured.
-        self._armed = True
-        setitimer(signal.ITIMER_REAL, self._period, self._period)
-        self.timer_starts += 1
+        self.maybe_arm()
+
+    def thread_woken(self) -> None:
+        """A running thread made another ready (a hand-off): it needs a slice's end now.
+
+        One comparison while a tick is armed by then, as it is whenever others compete.
+        """
+        if self.expiry > self._hub.resumed_at + self.slice:
+            self.maybe_arm()
+
+    def _next_tick(self, now: float, began: float, others: bool, deadline: float | None) -> float:
+        """When the next tick should come for a thread that began running at ``began``.
+
+        The earliest of: the slice's end if ``others`` are ready; the timers'
+        ``deadline``, but not before the thread has run the granularity; the
+        granularity from now if fds are waited on (to look at their readiness), or if
+        a request is outstanding or an exception held back for the running thread (to
+        try again). `NEVER` when nothing could need a tick. Reads only (see "The
+        signal handler rule").
+        """
+        hub = self._hub
+        granularity = self.granularity
+        # Past moments are requests already made (the handler asks at once when the slice
+        # is spent or a timer due): for those, the next look is the recheck.
+        recheck = began + granularity if began + granularity > now else now + granularity
+        at = began + self.slice if others else NEVER
+        if deadline is not None:
+            if hub._jumper is not None:
+                deadline = now + self.slice  # a mock clock's deadlines: look once a slice
+            at = min(at, max(deadline, began + granularity))
+        if hub._netpoll.waiting:
+            at = min(at, recheck)
+        current = hub.current
+        if current is not None and (current._held_exc is not None
+                                    or (self._want_at == hub.switches and not self._depth)):
+            at = min(at, recheck)  # (a request under no_preempt waits for the section's end)
+        return at if at > now else recheck
+
+    def _arm(self, at: float, now: float) -> None:
+        """Set the timer for ``at``, then a backstop tick every granularity: the hint
+        first, then the syscall.
+
+        The backstop: CPython notices a signal only where it checks for one, and a
+        tick that lands after a C call's check and before its next blocking syscall
+        (an unpatched ``time.sleep`` resuming after a switch) waits for that syscall
+        to return, up to a second. The next tick interrupts the syscall. Every
+        handler that runs re-arms the timer or stops it, so the backstop fires only
+        when one did not.
+
+        In that order, a tick between the two lines leaves the timer armed by the
+        second (the handler's own `_arm` is overwritten, with a later or earlier
+        expiry: the next tick corrects either); the other order could leave the hint
+        saying "stopped" with the timer running, or "armed" with none.
+        """
+        self.expiry = at
+        setitimer(signal.ITIMER_REAL, max(at - now, _MIN_DELAY_S), self.granularity)
 
     def disarm(self) -> None:
-        """Stop the timer (the hub re-arms it when threads compete again)."""
+        """Stop the timer (the hub arms it again when threads compete).
+
+        The syscall first: a tick between the two lines then finds the hint still
+        "armed" and stops the timer again, or arms it for a thread, which the hint
+        then forgets (the next check arms it afresh: one ``setitimer`` too many).
+        """
         setitimer(signal.ITIMER_REAL, 0.0, 0.0)
-        self._armed = False
+        self.expiry = NEVER
 
     def _after_fork_in_child(self) -> None:
-        self._armed = False  # a child does not inherit the timer; the hub re-arms it
+        self.expiry = NEVER  # a child does not inherit the timer; the hub re-arms it
         self._want_at = -1
         self._stuck_thread = self._stuck_frame = None
 
     def shutdown(self) -> None:
         """At interpreter exit: stop the timer so no tick outlives our handler."""
-        if self._armed:
-            self.disarm()
         self.enabled = False
+        if self.expiry != NEVER:
+            self.disarm()
 
     # -- no_preempt ------------------------------------------------------------------------
 
@@ -303,10 +444,11 @@ class Preemptor:
         self._depth -= 1
         if self._depth == 0 and self.deferred:
             self.deferred = False
-            hub = self._hub
-            if hub.current is not None and hub.others_ready():
+            if self._hub.current is not None:
+                # Honour the request that arrived inside the section: it was made because
+                # another thread was ready, a timer was due or an fd ready.
                 self.preemptions += 1
-                hub.yield_now()  # honour the request that arrived inside the section
+                self._hub.yield_now()
 
     # -- the handlers ------------------------------------------------------------------------
 
@@ -321,33 +463,61 @@ class Preemptor:
         pending and the next tick sees it.
         """
         if self._deciding:
-            return None
+            return None  # the outer call arms the next tick (or switches) when it is done
+        retry, self._retry_pending = self._retry_pending, False
+        now = time.monotonic()
+        if not (retry and now < self.expiry) and self.expiry != NEVER:
+            # The timer fired (signals of one kind coalesce: a retry's trip may be its
+            # delivery too): its backstop comes next, unless this handler re-arms it.
+            self.expiry = now + self.granularity
         self._deciding = True
         try:
-            action = self._decide(frame)
+            action = self._decide(frame, retry)
         finally:
             self._deciding = False
         if action is _SWITCH:
+            # The next thread's tick: a slice away for now (its backstop ticks on); the
+            # hub and the threads it resumes bring it forward if they need it sooner.
+            # Leaving the backstop alone instead cost a useless tick per switch.
+            self._arm(now + self.slice, now)
             return self._switch_now()
         if action is _RETRY:
             self._retry_pending = True
             if _add_pending is None:
-                return setitimer(signal.ITIMER_REAL, self._period / 8, self._period)
+                return self._arm(now + self.granularity / 8, now)
             return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
-        return None
+        return self._arm_next(now)
 
-    def _decide(self, frame: FrameType | None) -> str | None:
-        """_SWITCH, _RETRY (at the next check) or None (wait for the next tick)."""
+    def _arm_next(self, now: float) -> None:
+        """After a tick that did not switch: arm the next one, or stop the timer if
+        nothing could need it.
+
+        The hub asleep in its poll needs none (it re-arms when it resumes threads);
+        the hub busy elsewhere in its loop keeps the backstop (it may resume a thread
+        without a pass's `maybe_arm` first noticing this tick fired).
+        """
+        hub = self._hub
+        if hub.current is None:
+            if hub._polling or not self.enabled:
+                return self.disarm()
+            return None
+        # peek_deadline, never next_deadline, here: see _timer_due.
+        at = self._next_tick(now, hub.resumed_at, hub.others_ready(), hub._timers.peek_deadline())
+        if at == NEVER or not self.enabled:
+            return self.disarm()  # alone, or nobody else can run: stop ticking
+        return self._arm(at, now)
+
+    def _decide(self, frame: FrameType | None, retry: bool = False) -> str | None:
+        """_SWITCH, _RETRY (at the next check) or None (wait for the next tick).
+
+        ``retry``: this is a retry's trip, not a tick (the retry budget goes on).
+        """
         hub = self._hub
         thread = hub.current
         if thread is None or frame is None or frame.f_code in _HANDLER_CODES:
-            if thread is None and hub._polling:
-                self.disarm()  # the hub is asleep: nobody to preempt, so stop ticking
-            return None  # the hub is running, or a tick arrived inside our own handler
+            return None  # the hub is running or asleep, or a tick arrived inside our own handler
         self.ticks += 1
-        if self._retry_pending:
-            self._retry_pending = False
-        else:
+        if not retry:
             self._retries = 0  # a timer tick: a fresh budget of retries
         if thread._held_exc is not None:
             self._raise_held_back(thread, frame)
@@ -356,15 +526,16 @@ class Preemptor:
             self._want_at = hub.switches
             self.requests += 1
         elif self._want_at != hub.switches:  # no request yet for this run of the thread
-            if len(hub._threads) < 2 and not len(hub._timers) and thread._held_exc is None:
-                self.disarm()  # alone: nothing to share the CPU with
-                return None
             now = time.monotonic()
             ran = now - hub.resumed_at
-            if ran < self.slice and not (ran >= self._granularity and self._timer_due(now)):
+            if ran < self.granularity:
                 return None
-            if not (hub.others_ready() or hub._netpoll.waiting or self._timer_due(now)):
-                return None  # nobody else could run: look again at the next tick
+            if ran >= self.slice and hub.others_ready():
+                pass  # its slice is used up and another thread waits for its turn
+            elif self._timer_due(now) or self._fds_ready(ran):
+                self.wakeup_preemptions += 1  # a sleeper or a reader waits: wake-up preemption
+            else:
+                return None  # nobody else could run yet: look again at the next tick
             self._want_at = hub.switches
             self.requests += 1
         if self._depth:
@@ -422,6 +593,18 @@ class Preemptor:
         self._forced = True
         _add_pending(_TRIP, signal.SIGALRM)
 
+    def _fds_ready(self, ran: float) -> bool:
+        """Has an fd a parked thread waits on become ready (the hub would wake it)?
+
+        Asks the netpoller's own fd, without consuming anything (`Netpoller.ready_hint`).
+        A netpoller that cannot tell gets looked at when the slice ends, as before
+        there was a hint. The wake-up pipe counts too: another OS thread handed work in.
+        """
+        hint = self._hub._netpoll.ready_hint()
+        if hint is None:
+            return ran >= self.slice and bool(self._hub._netpoll.waiting)
+        return hint
+
     def _timer_due(self, now: float) -> bool:
         # peek_deadline, never next_deadline: the latter pops cancelled entries, and
         # this runs at any bytecode, e.g. inside TimerHeap.cancel rebuilding the heap.
@@ -439,8 +622,6 @@ class Preemptor:
             return self._do_switch()
         # Trips SIGRTMAX; this handler's own next check runs a nested pass over every
         # pending handler in signal order, SIGRTMAX last, so all the others run first.
-        import _thread
-
         # typeshed wants a signal.Signals; the C function takes any signal number (an int).
         return _thread.interrupt_main(SWITCH_SIGNAL)  # type: ignore[arg-type]
 
@@ -495,9 +676,12 @@ class Preemptor:
                 # after that call has returned (or main has parked: then the hub does it).
                 return _add_pending(_TRIP, signum)  # must stay the last call
         self.sigint_pending = True
-        if current is not None:
-            self._want_at = hub.switches  # a thread runs: switch it out at a safe point
         hub._netpoll.wakeup()
+        if current is not None:
+            self._want_at = hub.switches  # a thread runs: switch it out at a safe point ...
+            now = time.monotonic()
+            if self.enabled and not now < self.expiry <= now + self.granularity:
+                return self._arm(now, now)  # ... at the next tick, which comes at once
         return None
 
     def take_sigint(self) -> bool:
@@ -514,7 +698,9 @@ OUR_HANDLER_OWNERS.add(Preemptor)
 _HANDLER_CODES = frozenset(
     f.__code__
     for f in (Preemptor._on_tick, Preemptor._decide, Preemptor._raise_held_back,
-              Preemptor._timer_due, Preemptor._switch_now,
+              Preemptor._timer_due, Preemptor._fds_ready, Preemptor._switch_now, Preemptor._arm,
+              Preemptor._arm_next, Preemptor._next_tick, Preemptor.thread_woken, Preemptor.maybe_arm,
+              Preemptor.timer_set,
               Preemptor._on_switch, Preemptor._do_switch, Preemptor._on_sigint)
 )
 

@@ -1,4 +1,5 @@
-"""The preemption settings and their limits: GREENSCHED_PREEMPT, GREENSCHED_SLICE_MS.
+"""The preemption settings and their limits: GREENSCHED_PREEMPT, GREENSCHED_SLICE_MS,
+GREENSCHED_GRANULARITY_MS.
 
 A value we cannot understand, or one that would hang the process, is a `ValueError`
 that names the setting, says what it accepts and why; it is never silently ignored
@@ -18,6 +19,16 @@ the handler's own work fills the slice and nothing else runs: live-lock. The flo
 `MIN_SLICE_MS` = 0.5 ms, is ten times above where it began and five times above
 the point where work slowed down 2x; at 0.5 ms the same workloads ran as fast as at
 10 ms, within the noise.
+
+The granularity
+---------------
+The wake-up granularity is how long a thread runs before a sleeper that fell due
+(or a socket that became ready) may preempt it: Linux CFS's
+``sched_wakeup_granularity``, whose base value is also 1 ms. Each such preemption
+costs what a tick and a switch cost, and comes at most once per granularity, so
+the slice's floor is its floor too. A granularity above the slice means that
+wake-ups wait for the slice to end: the slice bounds it (`Preemptor` uses the
+smaller of the two).
 """
 
 from __future__ import annotations
@@ -27,8 +38,8 @@ import sys
 from typing import Any
 
 __all__ = [
-    "DEFAULT_SLICE_MS", "MIN_SLICE_MS", "MAX_SLICE_MS", "check_slice_ms", "read_env_config",
-    "check_env_at_import",
+    "DEFAULT_SLICE_MS", "MIN_SLICE_MS", "MAX_SLICE_MS", "DEFAULT_GRANULARITY_MS", "check_slice_ms",
+    "check_granularity_ms", "read_env_config", "read_env_granularity", "check_env_at_import",
 ]
 
 DEFAULT_SLICE_MS = 10.0
@@ -36,6 +47,8 @@ DEFAULT_SLICE_MS = 10.0
 MIN_SLICE_MS = 0.5
 #: An hour: above it, "preemption" means nothing; turn it off instead.
 MAX_SLICE_MS = 3_600_000.0
+#: How long a thread runs before a sleeper that fell due may preempt it (see above).
+DEFAULT_GRANULARITY_MS = 1.0
 
 
 def read_env_config(environ: dict[str, str] | None = None) -> tuple[bool, float]:
@@ -63,6 +76,38 @@ def read_env_config(environ: dict[str, str] | None = None) -> tuple[bool, float]
     if raw is not None and raw.strip() != "":
         slice_ms = check_slice_ms(raw, "GREENSCHED_SLICE_MS")
     return enabled, slice_ms
+
+
+def read_env_granularity(environ: dict[str, str] | None = None) -> float:
+    """The wake-up granularity in ms from GREENSCHED_GRANULARITY_MS (default 1)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("GREENSCHED_GRANULARITY_MS")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_GRANULARITY_MS
+    return check_granularity_ms(raw, "GREENSCHED_GRANULARITY_MS")
+
+
+def check_granularity_ms(value: Any, what: str = "granularity_ms") -> float:
+    """A number of milliseconds from the slice's floor up to an hour, or a clear `ValueError`."""
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what}={value!r} is not a number of milliseconds; use e.g. {what}=1 (the "
+            f"default: a sleeper that falls due preempts a thread that has run 1 ms)"
+        ) from None
+    if not (ms > 0.0 and ms < MAX_SLICE_MS):
+        raise ValueError(
+            f"{what}={value!r} must be a positive number of milliseconds below one hour; "
+            f"a granularity as long as the slice makes wake-ups wait for the slice to end"
+        )
+    if ms < MIN_SLICE_MS:
+        raise ValueError(
+            f"{what}={value!r} is below the {MIN_SLICE_MS:g} ms floor: every wake-up "
+            f"preemption costs a signal and a switch, and below the floor they leave no time "
+            f"for the threads; use {what}={MIN_SLICE_MS:g} or more"
+        )
+    return ms
 
 
 def check_slice_ms(value: Any, what: str = "slice_ms") -> float:
@@ -105,3 +150,4 @@ def check_env_at_import() -> None:
     )
     if not launcher:
         read_env_config()
+        read_env_granularity()

@@ -165,16 +165,19 @@ def _traced_run(work: Callable[[], None]) -> _TickEverywhere:
     hub.resumed_at = 0.0
     before = greensched.get_preemption()
     # No real ticks meanwhile: one landing inside the trace function would be judged by
-    # the trace function's own (test) frame, and switch from inside it.
-    greensched.set_preemption(True, 3_000_000.0)
+    # the trace function's own (test) frame, and switch from inside it. Off, the
+    # preemptor arms no timer; its handler still decides when called.
+    greensched.set_preemption(False)
     tracer = _TickEverywhere()
-    tracer.preemptor._granularity = 0.0  # every landing asks "is a timer due?"
+    granularity = tracer.preemptor.granularity
+    tracer.preemptor.granularity = 0.0  # every landing asks "is a timer due, an fd ready?"
     sys.settrace(tracer)
     try:
         work()
     finally:
         sys.settrace(None)
-        greensched.set_preemption(*before)  # also resets the granularity
+        tracer.preemptor.granularity = granularity
+        greensched.set_preemption(*before)
     return tracer
 
 

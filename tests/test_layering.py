@@ -60,11 +60,12 @@ def test_only_thread_and_hub_import_greenlet() -> None:
 
 
 def test_only_preempt_and_signals_import_signal() -> None:
-    """The runtime's signals are _signals' and _preempt's; the monkey layer only patches the module
-    (its `signal` functions in _signal, `set_wakeup_fd` in _signal_wakeup)."""
+    """The runtime's signals are _signals', _preempt's and _ticktimer's (SIGALRM's timer); the
+    monkey layer only patches the module (its `signal` functions in _signal, `set_wakeup_fd` in
+    _signal_wakeup)."""
     users = {name for name, imported in modules().items() if "signal" in {m.split(".")[0] for m in imported}}
-    assert users == {"greensched._core._preempt", "greensched._core._signals", "greensched.monkey._signal",
-                     "greensched.monkey._signal_wakeup"}
+    assert users == {"greensched._core._preempt", "greensched._core._signals", "greensched._core._ticktimer",
+                     "greensched.monkey._signal", "greensched.monkey._signal_wakeup"}
 
 
 def test_public_api_is_explicit() -> None:

@@ -225,7 +225,7 @@ class Hub(FdWaits):
         if self._polling:
             self._netpoll.wakeup()
         elif self.preemptor is not None:
-            self.preemptor.maybe_arm()  # the spawner may compute on without parking
+            self.preemptor.timer.maybe_arm()  # the spawner may compute on without parking
 
     def thread_finished(self, thread: GreenThread) -> None:
         """Called once by every thread as it ends."""
@@ -313,7 +313,7 @@ class Hub(FdWaits):
             deadline = self._now() + timeout
             timer = self._timers.schedule(deadline, self._park_timed_out, token)
             if self.preemptor is not None:
-                self.preemptor.timer_set(deadline, parking=True)  # for whoever runs meanwhile
+                self.preemptor.timer.timer_set(deadline, parking=True)  # for whoever runs meanwhile
         try:
             self._glet.switch()
         finally:
@@ -377,7 +377,7 @@ class Hub(FdWaits):
         elif self.current is not None:
             self._woken.append(thread)  # a hand-off from a running thread
             if self.preemptor is not None:
-                self.preemptor.thread_woken()  # which may compute on: it needs a slice's end
+                self.preemptor.timer.thread_woken()  # which may compute on: it needs a slice's end
         else:
             self._ready.append(thread)
         return True
@@ -404,7 +404,7 @@ class Hub(FdWaits):
             if self._polling:
                 self._netpoll.wakeup()
             elif self.current is not None and self.preemptor is not None:
-                self.preemptor.thread_woken()
+                self.preemptor.timer.thread_woken()
             return True
         if state is READY:
             if thread._glet is None:  # it never ran: end it without running it
@@ -547,7 +547,7 @@ class Hub(FdWaits):
         deadline = self._now() + delay
         handle = self._timers.schedule(deadline, callback, arg)
         if self.preemptor is not None and self.current is not None:
-            self.preemptor.timer_set(deadline, parking=False)  # a thread computing alone sees it fire
+            self.preemptor.timer.timer_set(deadline, parking=False)  # a thread computing alone sees it fire
         return handle
 
     def cancel_timer(self, handle: TimerHandle) -> None:
@@ -577,7 +577,8 @@ class Hub(FdWaits):
         calls = self._calls
         woken = self._woken
         preemptor = self.preemptor
-        never = _preempt.NEVER  # the preemptor's expiry while its timer is stopped
+        timer = None if preemptor is None else preemptor.timer  # when preemption ticks come
+        never = _preempt.NEVER  # the timer's expiry while it is stopped
         self.current = None  # whoever switched here first is parked or yielding now
         while True:
             try:
@@ -588,8 +589,8 @@ class Hub(FdWaits):
                 while woken:  # woken before the loop began, or by a callback that raised
                     ready.append(woken.popleft())
                 now = monotonic()  # then each resume returns the time it gave the CPU back
-                if preemptor is not None and ready:
-                    preemptor.maybe_arm(now, self.ready_count() > 1)  # the first of them runs next
+                if timer is not None and ready:
+                    timer.maybe_arm(now, self.ready_count() > 1)  # the first of them runs next
                 for _ in range(len(ready)):
                     if not ready:
                         break  # a fork in the child emptied it (see _after_fork_in_child)
@@ -597,8 +598,8 @@ class Hub(FdWaits):
                     if thread._state is not READY:
                         continue  # killed before it ever ran
                     self.resumed_at = now
-                    if preemptor is not None and preemptor.expiry is never:
-                        preemptor.maybe_arm(now, self.others_ready())  # a preemption in this pass used it up
+                    if timer is not None and timer.expiry is never:
+                        timer.maybe_arm(now, self.others_ready())  # a tick stopped it during this pass
                     now = self._resume(thread, now)
                     # A hand-off: the first thread it woke runs next, on the same slice,
                     # unless the waker yielded (it was preempted: take turns) or the slice

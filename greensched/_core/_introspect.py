@@ -129,7 +129,7 @@ def scheduler_stats(hub: Hub) -> dict[str, Any]:
             retried_requests=p.retried,
             deferred_requests=p.deferred_requests,
             wakeup_preemptions=p.wakeup_preemptions,
-            timer_starts=p.timer_starts,
+            timer_starts=p.timer.timer_starts,
         )
     return out
 

@@ -1,10 +1,10 @@
 """Preemption: a timer asks for a switch; the switch happens only at a safe point.
 
-With `_signals` (which owns the signal numbers and the real handler table), this
-is the only module that touches `signal`. A one-shot timer (``setitimer(ITIMER_REAL)``
-with no interval, SIGALRM) is armed for the next moment a switch could be due. The
-SIGALRM handler only *decides*; the switch itself runs from a second handler, on
-SIGRTMAX, the highest-numbered signal, so that every other pending handler runs
+With `_signals` (which owns the signal numbers and the real handler table) and
+`_ticktimer` (which arms the timer), this is the only module that touches
+`signal`. A timer (SIGALRM) is armed for the next moment a switch could be due.
+The SIGALRM handler only *decides*; the switch itself runs from a second handler,
+on SIGRTMAX, the highest-numbered signal, so that every other pending handler runs
 first.
 
 When a thread is asked to yield
@@ -18,26 +18,8 @@ When a thread is asked to yield
   (`Netpoller.ready_hint`; Go's sysmon polls its netpoller likewise while
   goroutines run). The wake-up pipe counts: another OS thread handed work in.
 
-When the timer is armed
------------------------
-For the earliest of: the running thread's slice end, if others are ready; the next
-timer deadline, but not before the running thread has run the granularity; a
-granularity from now while fds are waited on (to look at their readiness), or while
-a request is outstanding or an exception held back (to try again). Who arms it:
-
-* the hub, before each pass and before a resume whose tick a preemption earlier in
-  the same pass used up (`maybe_arm`);
-* a thread that readies another (a hand-off: `thread_woken`), when no tick is armed
-  for its own slice end; a thread spawning another;
-* a thread that parks with a timeout while others are ready, or sets a timer and
-  computes on (a `Timeout`: `timer_set`);
-* each tick that does not switch, for the next one (`_arm_next`).
-
-Nothing is armed when nobody else could run: a thread alone, or beside threads
-parked with no timeout, gets no signal at all, and a tick that finds the hub asleep
-in its poll arms no other. The hub's checks cost a comparison while the armed tick
-comes soon enough, which is the usual case: a ``setitimer`` happens only when the
-armed tick is missing or too late.
+When the timer is armed: see `_ticktimer`, which holds the timer and the rules
+(a slice's end, the next deadline, fds waited on; never when nobody else could run).
 
 Kinds of safe point
 -------------------
@@ -100,7 +82,8 @@ mutations allowed are:
 
 * the preemptor's own handler-side fields (`_want_at`, `_stuck_*`, `_retries`,
   counters, `sigint_pending`, `deferred`), which thread code only reads, and the
-  `expiry` hint, which thread code sets before it arms the timer (see `_arm`);
+  tick timer's `expiry` hint, which thread code sets before it arms the timer
+  (see `TickTimer.arm`);
 * syscalls: ``setitimer``, ``interrupt_main``, ``Py_AddPendingCall``, and the
   wake-up pipe's ``write`` (a byte, as the self-pipe trick has it);
 * the switch itself (`_do_switch`, ``hub.yield_now``) and a held-back exception
@@ -134,17 +117,8 @@ Things that don't work, and why we don't do them
   extensions do not retry. The timer runs only while there is competition, stops
   at the first tick that finds the hub asleep in its poll (that tick interrupts only
   the hub's own ``epoll_wait``, which retries), and stops at exit.
-* Stopping the timer each time the hub goes to sleep: that is two ``setitimer``
-  calls per sleep, and a hub serving a ping-pong over a socket sleeps for a few
-  microseconds on every round trip (measured: 28-34k round trips a second instead of
-  35-39k with preemption off). Left armed, the timer costs at most one tick per idle
-  spell, which arms no other.
-* An interval timer at a fraction of the slice (what we had, ticking every 5 ms): a
-  sleeper falling due waits for the next tick, so a 5 ms ticker beside a hog was
-  late by 5.5 ms at p99, as late as with OS threads and their 5 ms GIL interval,
-  and an unpatched C ``time.sleep(1)`` froze the ticker for 11.5 ms.
-* Arming the timer for every resume: a ``setitimer`` per switch, where hand-offs
-  switch a hundred thousand times a second. The hub only checks the armed tick.
+* The timer's own schedule (an interval timer, arming per resume, stopping it at
+  each sleep of the hub): see `_ticktimer`.
 
 Only the main OS thread runs Python signal handlers, so only its hub is preemptive.
 SIGALRM belongs to greensched while preemption is on (``signal.alarm`` and
@@ -159,7 +133,7 @@ import os
 import signal
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from ._pending import make_pending_retrip
 from ._safepoints import (
@@ -182,36 +156,11 @@ from ._settings import (
     read_env_config,
     read_env_granularity,
 )
-from ._signals import OUR_HANDLER_OWNERS, SWITCH_SIGNAL, setitimer, signal_signal
-
-if TYPE_CHECKING:
-    from ._clock import Clock
-    from ._greenthread import GreenThread
-    from ._netpoll import Netpoller
-    from ._timers import TimerHeap
-
-
-class PreemptedHub(Protocol):
-    """What the preemptor reads and calls of its hub (`_hub.Hub`, which imports this
-    module: naming the hub by this protocol keeps the imports one way)."""
-
-    current: GreenThread | None
-    main: GreenThread
-    switches: int
-    resumed_at: float
-    _threads: dict[int, GreenThread]
-    _timers: TimerHeap
-    _netpoll: Netpoller
-    _polling: bool
-    _jumper: Clock | None  # the hub's clock unless it is the real one (see _clock)
-
-    def _now(self) -> float: ...
-    def others_ready(self) -> bool: ...
-    def yield_now(self) -> None: ...
-
+from ._signals import OUR_HANDLER_OWNERS, SWITCH_SIGNAL, signal_signal
+from ._ticktimer import HANDLER_CODES as _TIMER_CODES, NEVER, PreemptedHub, TickTimer
 
 __all__ = [
-    "Preemptor", "PreemptedHub", "no_preempt", "NoPreempt", "NEVER", "read_env_config",
+    "Preemptor", "PreemptedHub", "TickTimer", "no_preempt", "NoPreempt", "NEVER", "read_env_config",
     "mark_root", "check_slice_ms", "check_granularity_ms", "DEFAULT_SLICE_MS", "MIN_SLICE_MS",
 ]
 
@@ -221,10 +170,6 @@ _STUCK_MIN_S = 0.010
 _MAX_RETRIES = 64
 #: A held-back exception is raised anyway if no better place comes within this time.
 _HOLD_BACK_MAX_S = 1.0
-#: The shortest one-shot timer we set (``setitimer`` with 0 would stop it instead).
-_MIN_DELAY_S = 20e-6
-#: No tick is armed: `Preemptor._expiry`'s value while the timer is stopped.
-NEVER = float("inf")
 
 _SWITCH = "switch"
 _RETRY = "retry"
@@ -239,16 +184,16 @@ _add_pending, _TRIP = make_pending_retrip()
 
 
 class Preemptor:
-    """Arms the slice timer for one hub (the main OS thread's) and runs its handlers."""
+    """The preemption handlers of one hub (the main OS thread's), and its tick timer."""
 
     def __init__(self, hub: PreemptedHub) -> None:
         self._hub = hub
-        self.enabled, slice_ms = read_env_config()
+        #: When ticks come (`_ticktimer`); the hub calls it directly.
+        self.timer = TickTimer(hub, self._ensure_installed)
+        enabled, slice_ms = read_env_config()
+        self.timer.enabled = enabled
         self._granularity_ms = read_env_granularity()
         self._set_slice(slice_ms)
-        #: When the one-shot timer fires (monotonic seconds), `NEVER` when stopped: a
-        #: hint, set before each ``setitimer`` (see `_arm`). The hub reads it.
-        self.expiry: float = NEVER
         self._installed = False
         self._depth = 0  # no_preempt nesting
         self.deferred = False  # a request arrived under no_preempt
@@ -275,12 +220,25 @@ class Preemptor:
         self.stuck_preemptions = 0
         self.call_preemptions = 0
         self.retried = 0
-        self.timer_starts = 0  # times the timer was armed while stopped
         self.wakeup_preemptions = 0  # requests for a sleeper that fell due or an fd that became ready
         self.deferred_requests = 0  # requests that found the thread under no_preempt
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     # -- configuration --------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self.timer.enabled
+
+    @property
+    def slice(self) -> float:
+        """Seconds a thread runs before it yields to another ready one."""
+        return self.timer.slice
+
+    @property
+    def granularity(self) -> float:
+        """Seconds a thread runs before a due sleeper or a ready fd preempts it (<= slice)."""
+        return self.timer.granularity
 
     def configure(self, enabled: bool | None = None, slice_ms: float | None = None,
                   granularity_ms: float | None = None) -> None:
@@ -291,20 +249,22 @@ class Preemptor:
             self._granularity_ms = granularity_ms
         self._set_slice(self._slice_ms if slice_ms is None else slice_ms)
         if enabled is not None:
-            self.enabled = bool(enabled)
-        if self.expiry != NEVER:
-            self.disarm()
+            self.timer.enabled = bool(enabled)
+        if self.timer.expiry != NEVER:
+            self.timer.disarm()
         if self._hub.current is not None:
-            self.maybe_arm()  # the caller may compute on: tick for it with the new settings
+            self.timer.maybe_arm()  # the caller may compute on: tick for it with the new settings
 
     def _set_slice(self, slice_ms: float) -> None:
         self._slice_ms = slice_ms
-        self.slice = slice_ms / 1000.0
-        #: A thread that ran this long yields to a sleeper that fell due, or to a ready fd
-        #: (wake-up preemption); never more than the slice.
-        self.granularity = min(self._granularity_ms / 1000.0, self.slice)
+        self.timer.slice = slice_ms / 1000.0
+        self.timer.granularity = min(self._granularity_ms / 1000.0, self.timer.slice)
         #: A C call must be stuck this long before it is switched away from.
-        self._stuck_min = max(self.slice, _STUCK_MIN_S)
+        self._stuck_min = max(self.timer.slice, _STUCK_MIN_S)
+
+    def _ensure_installed(self) -> None:
+        if not self._installed:
+            self._install()
 
     def _install(self) -> None:
         signal_signal(signal.SIGALRM, self._on_tick)
@@ -314,126 +274,16 @@ class Preemptor:
             signal_signal(signal.SIGINT, self._on_sigint)
         self._installed = True
 
-    # -- arming ------------------------------------------------------------------------------
-
-    def maybe_arm(self, now: float | None = None, others: bool | None = None) -> None:
-        """A thread is about to run (the hub), or one was spawned, or a timer set by a
-        running thread (a `Timeout`): arm the timer if they need a tick sooner.
-
-        ``others``: from the hub, whether threads besides the one it resumes next are
-        ready; from a thread, left out (the run queue says). Cheap when a tick is due
-        within the granularity (the usual case while threads compete): that tick will
-        look at everything and arm the next one itself.
-        """
-        if now is None:
-            now = time.monotonic()
-        expiry = self.expiry
-        if now < expiry <= now + self.granularity or not self.enabled:
-            return
-        hub = self._hub
-        if len(hub._threads) < 2 and not len(hub._timers):
-            return  # alone: nothing to share the CPU with
-        # Thread code, not the handler: next_deadline may drop cancelled timers off the top.
-        deadline = hub._timers.next_deadline()
-        if hub.current is None:  # the hub, about to resume a thread
-            at = self._next_tick(now, now, hub.others_ready() if others is None else others, deadline)
-        else:
-            at = self._next_tick(now, hub.resumed_at, hub.others_ready(), deadline)
-        if at != NEVER and (at < expiry or expiry <= now):  # earlier than the armed one, or that one is stale
-            if not self._installed:
-                self._install()
-            if expiry == NEVER:
-                self.timer_starts += 1
-            self._arm(at, now)
-
-    def timer_set(self, deadline: float, parking: bool) -> None:
-        """A running thread set a timer: arm for its deadline if that comes first.
-
-        ``parking``: the thread is about to park until then (a sleep, a wait with a
-        timeout). The timer matters only to whoever runs meanwhile, so nothing is
-        armed when nobody is ready: the hub sleeps until the deadline in its poll.
-        One comparison when a tick comes sooner anyway.
-        """
-        hub = self._hub
-        if (hub._jumper is None and deadline >= self.expiry) or (parking and not hub.others_ready()):
-            return
-        self.maybe_arm()
-
-    def thread_woken(self) -> None:
-        """A running thread made another ready (a hand-off): it needs a slice's end now.
-
-        One comparison while a tick is armed by then, as it is whenever others compete.
-        """
-        if self.expiry > self._hub.resumed_at + self.slice:
-            self.maybe_arm()
-
-    def _next_tick(self, now: float, began: float, others: bool, deadline: float | None) -> float:
-        """When the next tick should come for a thread that began running at ``began``.
-
-        The earliest of: the slice's end if ``others`` are ready; the timers'
-        ``deadline``, but not before the thread has run the granularity; the
-        granularity from now if fds are waited on (to look at their readiness), or if
-        a request is outstanding or an exception held back for the running thread (to
-        try again). `NEVER` when nothing could need a tick. Reads only (see "The
-        signal handler rule").
-        """
-        hub = self._hub
-        granularity = self.granularity
-        # Past moments are requests already made (the handler asks at once when the slice
-        # is spent or a timer due): for those, the next look is the recheck.
-        recheck = began + granularity if began + granularity > now else now + granularity
-        at = began + self.slice if others else NEVER
-        if deadline is not None:
-            if hub._jumper is not None:
-                deadline = now + self.slice  # a mock clock's deadlines: look once a slice
-            at = min(at, max(deadline, began + granularity))
-        if hub._netpoll.waiting:
-            at = min(at, recheck)
-        current = hub.current
-        if current is not None and (current._held_exc is not None
-                                    or (self._want_at == hub.switches and not self._depth)):
-            at = min(at, recheck)  # (a request under no_preempt waits for the section's end)
-        return at if at > now else recheck
-
-    def _arm(self, at: float, now: float) -> None:
-        """Set the timer for ``at``, then a backstop tick every granularity: the hint
-        first, then the syscall.
-
-        The backstop: CPython notices a signal only where it checks for one, and a
-        tick that lands after a C call's check and before its next blocking syscall
-        (an unpatched ``time.sleep`` resuming after a switch) waits for that syscall
-        to return, up to a second. The next tick interrupts the syscall. Every
-        handler that runs re-arms the timer or stops it, so the backstop fires only
-        when one did not.
-
-        In that order, a tick between the two lines leaves the timer armed by the
-        second (the handler's own `_arm` is overwritten, with a later or earlier
-        expiry: the next tick corrects either); the other order could leave the hint
-        saying "stopped" with the timer running, or "armed" with none.
-        """
-        self.expiry = at
-        setitimer(signal.ITIMER_REAL, max(at - now, _MIN_DELAY_S), self.granularity)
-
-    def disarm(self) -> None:
-        """Stop the timer (the hub arms it again when threads compete).
-
-        The syscall first: a tick between the two lines then finds the hint still
-        "armed" and stops the timer again, or arms it for a thread, which the hint
-        then forgets (the next check arms it afresh: one ``setitimer`` too many).
-        """
-        setitimer(signal.ITIMER_REAL, 0.0, 0.0)
-        self.expiry = NEVER
-
     def _after_fork_in_child(self) -> None:
-        self.expiry = NEVER  # a child does not inherit the timer; the hub re-arms it
+        self.timer.after_fork_in_child()
         self._want_at = -1
         self._stuck_thread = self._stuck_frame = None
 
     def shutdown(self) -> None:
         """At interpreter exit: stop the timer so no tick outlives our handler."""
-        self.enabled = False
-        if self.expiry != NEVER:
-            self.disarm()
+        self.timer.enabled = False
+        if self.timer.expiry != NEVER:
+            self.timer.disarm()
 
     # -- no_preempt ------------------------------------------------------------------------
 
@@ -466,10 +316,9 @@ class Preemptor:
             return None  # the outer call arms the next tick (or switches) when it is done
         retry, self._retry_pending = self._retry_pending, False
         now = time.monotonic()
-        if not (retry and now < self.expiry) and self.expiry != NEVER:
-            # The timer fired (signals of one kind coalesce: a retry's trip may be its
-            # delivery too): its backstop comes next, unless this handler re-arms it.
-            self.expiry = now + self.granularity
+        timer = self.timer
+        if not (retry and now < timer.expiry):
+            timer.fired(now)  # (signals coalesce: a retry's trip may be the timer's too)
         self._deciding = True
         try:
             action = self._decide(frame, retry)
@@ -479,33 +328,19 @@ class Preemptor:
             # The next thread's tick: a slice away for now (its backstop ticks on); the
             # hub and the threads it resumes bring it forward if they need it sooner.
             # Leaving the backstop alone instead cost a useless tick per switch.
-            self._arm(now + self.slice, now)
+            timer.arm(now + timer.slice, now)
             return self._switch_now()
         if action is _RETRY:
             self._retry_pending = True
             if _add_pending is None:
-                return self._arm(now + self.granularity / 8, now)
+                return timer.arm(now + timer.granularity / 8, now)
             return _add_pending(_TRIP, signum)  # must stay the last call; see the docstring
-        return self._arm_next(now)
-
-    def _arm_next(self, now: float) -> None:
-        """After a tick that did not switch: arm the next one, or stop the timer if
-        nothing could need it.
-
-        The hub asleep in its poll needs none (it re-arms when it resumes threads);
-        the hub busy elsewhere in its loop keeps the backstop (it may resume a thread
-        without a pass's `maybe_arm` first noticing this tick fired).
-        """
-        hub = self._hub
-        if hub.current is None:
-            if hub._polling or not self.enabled:
-                return self.disarm()
-            return None
-        # peek_deadline, never next_deadline, here: see _timer_due.
-        at = self._next_tick(now, hub.resumed_at, hub.others_ready(), hub._timers.peek_deadline())
-        if at == NEVER or not self.enabled:
-            return self.disarm()  # alone, or nobody else can run: stop ticking
-        return self._arm(at, now)
+        current = self._hub.current
+        # Look again soon if a request stands (not under no_preempt, whose end honours
+        # it) or an exception is held back.
+        recheck = current is not None and (
+            current._held_exc is not None or (self._want_at == self._hub.switches and not self._depth))
+        return timer.arm_next(now, recheck)
 
     def _decide(self, frame: FrameType | None, retry: bool = False) -> str | None:
         """_SWITCH, _RETRY (at the next check) or None (wait for the next tick).
@@ -680,8 +515,9 @@ class Preemptor:
         if current is not None:
             self._want_at = hub.switches  # a thread runs: switch it out at a safe point ...
             now = time.monotonic()
-            if self.enabled and not now < self.expiry <= now + self.granularity:
-                return self._arm(now, now)  # ... at the next tick, which comes at once
+            timer = self.timer
+            if timer.enabled and not now < timer.expiry <= now + timer.granularity:
+                return timer.arm(now, now)  # ... at the next tick, which comes at once
         return None
 
     def take_sigint(self) -> bool:
@@ -698,11 +534,9 @@ OUR_HANDLER_OWNERS.add(Preemptor)
 _HANDLER_CODES = frozenset(
     f.__code__
     for f in (Preemptor._on_tick, Preemptor._decide, Preemptor._raise_held_back,
-              Preemptor._timer_due, Preemptor._fds_ready, Preemptor._switch_now, Preemptor._arm,
-              Preemptor._arm_next, Preemptor._next_tick, Preemptor.thread_woken, Preemptor.maybe_arm,
-              Preemptor.timer_set,
+              Preemptor._timer_due, Preemptor._fds_ready, Preemptor._switch_now,
               Preemptor._on_switch, Preemptor._do_switch, Preemptor._on_sigint)
-)
+) | _TIMER_CODES
 
 
 # -- no_preempt -------------------------------------------------------------------------------

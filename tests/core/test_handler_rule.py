@@ -169,14 +169,14 @@ def _traced_run(work: Callable[[], None]) -> _TickEverywhere:
     # preemptor arms no timer; its handler still decides when called.
     greensched.set_preemption(False)
     tracer = _TickEverywhere()
-    granularity = tracer.preemptor.granularity
-    tracer.preemptor.granularity = 0.0  # every landing asks "is a timer due, an fd ready?"
+    granularity = tracer.preemptor.timer.granularity
+    tracer.preemptor.timer.granularity = 0.0  # every landing asks "is a timer due, an fd ready?"
     sys.settrace(tracer)
     try:
         work()
     finally:
         sys.settrace(None)
-        tracer.preemptor.granularity = granularity
+        tracer.preemptor.timer.granularity = granularity
         greensched.set_preemption(*before)
     return tracer
 

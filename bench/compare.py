@@ -4,8 +4,9 @@
 
 Reads the ``--json`` files of two ``bench/run.py`` runs and prints a markdown table
 of every (workload, metric, runtime) whose median figure or whose ratio to gevent
-differs by more than the threshold (default 10%) between the two, relative to the
-smaller value; figures of zero on both sides are equal.
+(to OS threads on a row whose target is ``× threads``) differs by more than the
+threshold (default 10%) between the two, relative to the smaller value; figures of
+zero on both sides are equal.
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads  # noqa: E402
-from report import Cell, Results, fmt_ratio, fmt_value, metric_title, paired_ratio  # noqa: E402
-from runtimes import BASELINE  # noqa: E402
+from report import (  # noqa: E402
+    Cell,
+    Results,
+    fmt_ratio,
+    fmt_value,
+    metric_title,
+    paired_ratio,
+    ratio_base,
+)
 
 
 def load_results(path: Path) -> Results:
@@ -53,11 +61,12 @@ def rows(first: Results, second: Results, threshold: float) -> list[list[str]]:
         workload = workloads.get(workload_name)
         a_cell, b_cell = first[(workload_name, runtime)], second[(workload_name, runtime)]
         for metric in workload.metrics:
+            base = ratio_base(metric)  # gevent, or threads for a `× threads` row
             a, b = a_cell.median(metric.key), b_cell.median(metric.key)
-            ra = paired_ratio(a_cell, first.get((workload_name, BASELINE)), metric.key)
-            rb = paired_ratio(b_cell, second.get((workload_name, BASELINE)), metric.key)
+            ra = paired_ratio(a_cell, first.get((workload_name, base)), metric.key)
+            rb = paired_ratio(b_cell, second.get((workload_name, base)), metric.key)
             d_fig, d_ratio = _relative(a, b), _relative(ra, rb)
-            if runtime == BASELINE:
+            if runtime == base:
                 d_ratio = None
             if max(d_fig or 0.0, d_ratio or 0.0) <= threshold:
                 continue

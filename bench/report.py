@@ -5,6 +5,12 @@ cell's figure divided by gevent's figure **in the same repetition**. Each
 repetition runs every runtime of a workload back to back, so a pair shares the
 machine's conditions of that moment (other jobs, frequency); on a noisy machine
 this is steadier than dividing two medians taken across the whole run.
+
+A row whose target is to OS threads (``Target("vs_threads", ...)``, shown ``≤0.5×
+threads``) is the one exception: its ratios, and its verdict, are to the ``threads``
+cell of the same repetition (`ratio_base`). Such a row repeats the figure of another
+row that carries the figure's absolute target (same metric key), so each row keeps
+one target and one verdict.
 """
 
 from __future__ import annotations
@@ -69,6 +75,21 @@ def paired_ratio(cell: Cell | None, base: Cell | None, key: str) -> float | None
     return statistics.median(ratios) if ratios else None
 
 
+def ratio_base(metric: Metric) -> str:
+    """The runtime a row's ratios are to: gevent, or the base of its target (threads)."""
+    if metric.target is not None and metric.target.base is not None:
+        return metric.target.base
+    return BASELINE
+
+
+def distinct_metrics(workload: Workload) -> list[Metric]:
+    """The workload's metrics, a key that several rows repeat only once (its first row)."""
+    first: dict[str, Metric] = {}
+    for metric in workload.metrics:
+        first.setdefault(metric.key, metric)
+    return list(first.values())
+
+
 def metric_title(metric: Metric) -> str:
     """``ticker lateness p99 (ms)``; the unit only once when the label already says it."""
     return metric.label if metric.unit in metric.label else f"{metric.label} ({metric.unit})"
@@ -83,10 +104,11 @@ def fmt_value(value: float, unit: str) -> str:
     """A compact human number: 3 significant digits, k/M suffixes for big counts."""
     if unit == "s":
         return f"{value:.3f}"
+    # 999.5 and up round to 4 digits: "1,000", never "1e+03" (nor "1e+03k")
     if unit in ("ms", "KiB", "MB/s"):
-        return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
+        return f"{value:.3g}" if value < 999.5 else f"{value:,.0f}"
     for scale, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
+        if abs(value) >= scale * 0.9995:
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
 
@@ -99,13 +121,14 @@ def verdict(metric: Metric, results: Results, workload: Workload) -> str:
     mine = cell.median(metric.key) if cell else None
     if mine is None:
         return "no figure"
-    if metric.target.kind == "absolute":
+    base = metric.target.base
+    if base is None:
         met = metric.target.met(mine, None)
     else:
-        r = paired_ratio(cell, results.get((workload.name, BASELINE)), metric.key)
+        r = paired_ratio(cell, results.get((workload.name, base)), metric.key)
         met = None if r is None else metric.target.met(r, 1.0)
     if met is None:
-        return f"n/a (no {BASELINE} figure)"
+        return f"n/a (no {base} figure)"
     return "**met**" if met else "**not met**"
 
 
@@ -136,8 +159,8 @@ def table(workloads: list[Workload], runtimes: list[str], results: Results) -> l
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     footnotes: list[str] = []
     for workload in workloads:
-        base = results.get((workload.name, BASELINE))
         for metric in workload.metrics:
+            base = results.get((workload.name, ratio_base(metric)))
             row = [
                 workload.name if metric.primary else "″",
                 metric_title(metric),
@@ -154,9 +177,9 @@ def table(workloads: list[Workload], runtimes: list[str], results: Results) -> l
     return lines
 
 
-def legend(reps: int) -> list[str]:
-    """How to read the table."""
-    return [
+def legend(reps: int, workloads: list[Workload] | None = None) -> list[str]:
+    """How to read the table; the sentence on ratios to threads only if a row has one."""
+    lines = [
         f"Each cell: the median of {reps} repetition(s), each in a fresh process; in "
         f"parentheses the **ratio to {BASELINE}**: figure ÷ {BASELINE}'s figure of the same "
         f"repetition, median over the repetitions.",
@@ -166,6 +189,11 @@ def legend(reps: int) -> list[str]:
         "equivalent coroutine code (asyncio's stdlib has no HTTP client); \"n/a\": no ratio "
         "(gevent's figure is 0).",
     ]
+    if any(ratio_base(m) != BASELINE for w in workloads or [] for m in w.metrics):
+        lines[-1] += (" Rows whose target reads `× threads` repeat a figure of the row above "
+                      "them, with the ratio (and the verdict) to OS threads' figure of the "
+                      "same repetition instead of gevent's.")
+    return lines
 
 
 def noisy_cells(workloads: list[Workload], runtimes: list[str], results: Results,
@@ -173,7 +201,7 @@ def noisy_cells(workloads: list[Workload], runtimes: list[str], results: Results
     """Cells whose repetitions spread by more than ``threshold`` of their median."""
     out = []
     for workload in workloads:
-        for metric in workload.metrics:
+        for metric in distinct_metrics(workload):
             for rt in runtimes:
                 cell = results.get((workload.name, rt))
                 spread = cell.spread(metric.key) if cell else None

@@ -105,7 +105,7 @@ def _progress(workload: workloads.Workload, figures: dict[str, float] | None,
     if figures is None:
         return f"ERROR {error}"
     return ", ".join(f"{m.label} {report.fmt_value(figures[m.key], m.unit)} {m.unit}"
-                     for m in workload.metrics if m.key in figures)
+                     for m in report.distinct_metrics(workload) if m.key in figures)
 
 
 def postgres_url_variable() -> str:
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     extra_env = {k: v for k, v in os.environ.items() if k.startswith("GREENSCHED_")}
     if extra_env:
         lines.append(f"- Environment: {extra_env}")
-    lines += ["", *report.legend(args.reps), "",
+    lines += ["", *report.legend(args.reps, chosen_workloads), "",
               *report.table(chosen_workloads, runtime_names, results), ""]
     lines += ["Workloads:", ""]
     for wl in chosen_workloads:

@@ -8,8 +8,10 @@ its runtime has patched the stdlib.
 from __future__ import annotations
 
 from . import (
+    c_calls,
     echo_load,
     fairness,
+    hog_cost,
     http_fanout,
     parked_memory,
     pingpong,
@@ -17,6 +19,7 @@ from . import (
     sleep0,
     spawn_join,
     tcp_echo,
+    wakeup_storm,
 )
 from ._spec import Context, Figures, Metric, Target, Workload
 
@@ -31,6 +34,9 @@ ALL: list[Workload] = [
     *tcp_echo.WORKLOADS,
     *http_fanout.WORKLOADS,
     *fairness.WORKLOADS,
+    *hog_cost.WORKLOADS,
+    *c_calls.WORKLOADS,
+    *wakeup_storm.WORKLOADS,
     *postgres.WORKLOADS,
     *echo_load.WORKLOADS,
 ]

@@ -8,6 +8,10 @@ these declarations (and never runs workload code itself); the child process
 Every figure is compared with gevent's as ``ratio = figure / gevent's figure``,
 whatever the metric: for a metric where higher is better, a ratio above 1 means
 better than gevent; where lower is better (memory, lateness), below 1 is better.
+A metric whose target is of kind ``"vs_threads"`` is compared with plain OS threads'
+figure instead (issue 19: wake-up lateness ≤0.5× OS threads'); a workload that wants
+both an absolute verdict and one against threads on the same figure declares two
+`Metric` rows with the same key.
 """
 
 from __future__ import annotations
@@ -36,31 +40,46 @@ class Context:
     nginx_url: str | None = None
 
 
+#: The runtime each kind of ratio target compares with (names as in bench/runtimes.py).
+RATIO_BASES: dict[str, str] = {"ratio": "gevent", "vs_threads": "threads"}
+
+
 @dataclass(frozen=True)
 class Target:
     """greensched's goal for one metric.
 
     ``kind="ratio"`` compares greensched's figure divided by gevent's with ``value``;
-    ``kind="absolute"`` compares greensched's figure itself (in the metric's unit).
+    ``kind="vs_threads"`` the same with OS threads' figure (of the same repetition:
+    `bench/report.py` pairs them); ``kind="absolute"`` compares greensched's figure
+    itself (in the metric's unit).
     """
 
-    kind: Literal["ratio", "absolute"]
+    kind: Literal["ratio", "vs_threads", "absolute"]
     op: Literal[">=", "<="]
     value: float
 
+    @property
+    def base(self) -> str | None:
+        """The runtime whose figure a ratio target divides by; None for an absolute one."""
+        return RATIO_BASES.get(self.kind)
+
     def describe(self, unit: str) -> str:
-        """Human form, e.g. ``≥3.0× gevent`` or ``≤10 ms``."""
+        """Human form, e.g. ``≥3.0× gevent``, ``≤0.5× threads`` or ``≤10 ms``."""
         sign = "≥" if self.op == ">=" else "≤"
-        if self.kind == "ratio":
-            return f"{sign}{self.value:g}× gevent"
+        if self.base is not None:
+            return f"{sign}{self.value:g}× {self.base}"
         return f"{sign}{self.value:g} {unit}"
 
-    def met(self, figure: float, gevent_figure: float | None) -> bool | None:
-        """True/False, or None when it cannot be judged (no gevent figure for a ratio)."""
-        if self.kind == "ratio":
-            if gevent_figure is None or gevent_figure == 0:
+    def met(self, figure: float, base_figure: float | None) -> bool | None:
+        """True/False, or None when it cannot be judged (no base figure for a ratio).
+
+        For a ratio kind, ``base_figure`` is the base runtime's figure (gevent's or
+        threads'); an absolute target ignores it.
+        """
+        if self.base is not None:
+            if base_figure is None or base_figure == 0:
                 return None
-            measured = figure / gevent_figure
+            measured = figure / base_figure
         else:
             measured = figure
         return measured >= self.value if self.op == ">=" else measured <= self.value

@@ -2,35 +2,45 @@
 
 ``hog_ticker``: a thread runs a pure-Python arithmetic loop for ``seconds`` (it
 never blocks) while the ticker wants to wake every 5 ms. Reported: the ticker's
-wake-up lateness (p99 and max) over the wake-ups due during the hog, how many
+wake-up lateness (p50, p99 and max) over the wake-ups due during the hog, how many
 times it woke during the hog, and the hog's own throughput (loop iterations per
-second). On a cooperative runtime (gevent, eventlet, asyncio, uvloop) the hog never
-yields, so the ticker starves: no wake-ups, and one wake-up late by the whole hog.
+second; what preemption costs it is `hog_cost`'s measurement). On a
+cooperative runtime (gevent, eventlet, asyncio, uvloop) the hog never yields, so the
+ticker starves: no wake-ups, and one wake-up late by the whole hog. The p99 has two
+targets: an absolute one, and issue 19's ≤0.5× OS threads' p99 of the same
+repetition (a second row on the same figure; see `bench/report.py`).
 
 ``blocking_sleep``: a thread calls the runtime's *unpatched* ``time.sleep(1)``
 (greensched: ``greensched.monkey.original("time", "sleep")``; gevent:
 ``gevent.monkey.get_original("time", "sleep")``; eventlet:
 ``eventlet.patcher.original("time").sleep``; OS threads and asyncio:
-``time.sleep``), the classic forgotten blocking call. Reported: the longest gap
-between two ticker wake-ups around it. A cooperative runtime freezes for the whole
-second.
+``time.sleep``), the classic forgotten blocking call. Reported: the lateness
+(p50, p99, max) of the ticker's wake-ups due during the call, and the longest gap
+between two wake-ups around it. A 5 ms ticker's gap is its period plus the
+lateness, so the gap of a healthy ticker is ~5 ms and cannot be held under 5 ms:
+the target is on the lateness. A cooperative runtime freezes for the whole second.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Callable
 from time import monotonic
-from typing import Any
 
 from ._spec import Context, Figures, Metric, Target, Workload
-from ._ticker import Ticks, aticker, lateness_during, longest_gap, percentile, ticker, wakeups_during
+from ._ticker import (
+    INTERVAL,
+    LEAD_IN,
+    TAIL,
+    Ticks,
+    abeside_ticker,
+    beside_ticker,
+    lateness_during,
+    lateness_ms,
+    longest_gap,
+    wakeups_during,
+)
 
-INTERVAL = 0.005  # the ticker's period
-LEAD_IN = 0.2  # seconds of ticking before the hog or the blocking call starts
-TAIL = 0.05  # seconds of ticking after it ends
+__all__ = ["INTERVAL", "LEAD_IN", "TAIL", "WORKLOADS", "blocker", "hog"]
 
 
 def hog(seconds: float, out: dict[str, float]) -> None:
@@ -48,61 +58,34 @@ def hog(seconds: float, out: dict[str, float]) -> None:
     out.update(start=start, end=monotonic(), iterations=iterations)
 
 
+def hog_rate(out: dict[str, float]) -> float:
+    """Loop iterations per second of a finished `hog`; a clear error if it did not finish."""
+    if "end" not in out:
+        raise AssertionError("the hog did not finish: its thread failed (traceback above)")
+    return out["iterations"] / (out["end"] - out["start"])
+
+
 def _hog_figures(ticks: Ticks, out: dict[str, float]) -> Figures:
+    rate = hog_rate(out)
     start, end = out["start"], out["end"]
-    late = lateness_during(ticks, start, end)
-    if not late:
-        raise AssertionError("the ticker recorded no wake-up due during the hog")
+    figures = lateness_ms(lateness_during(ticks, start, end), "the hog")
     return {
-        "p99_ms": percentile(late, 99) * 1000,
-        "max_ms": max(late) * 1000,
+        **figures,
         "ticks": float(wakeups_during(ticks, start, end)),
-        "hog_rate": out["iterations"] / (end - start),
+        "hog_rate": rate,
     }
-
-
-def _beside_ticker(work: Callable[..., None], *args: Any) -> Ticks:
-    """Plain ``threading`` code: start the ticker, run ``work(*args)`` in a thread of
-    its own after a lead-in, let the ticker tick a little longer, stop it."""
-    ticks = Ticks()
-    ticking = threading.Thread(target=ticker, args=(ticks, INTERVAL))
-    ticking.start()
-    time.sleep(LEAD_IN)
-    working = threading.Thread(target=work, args=args)
-    working.start()
-    working.join()
-    time.sleep(TAIL)
-    ticks.stop = True
-    ticking.join()
-    return ticks
-
-
-async def _beside_aticker(work: Callable[..., None], *args: Any) -> Ticks:
-    """The coroutine twin of `_beside_ticker`: ``work`` runs in a task that never awaits."""
-    ticks = Ticks()
-    ticking = asyncio.create_task(aticker(ticks, INTERVAL))
-    await asyncio.sleep(LEAD_IN)
-
-    async def awork() -> None:
-        work(*args)
-
-    await asyncio.create_task(awork())
-    await asyncio.sleep(TAIL)
-    ticks.stop = True
-    await ticking
-    return ticks
 
 
 def run_hog_threaded(ctx: Context, seconds: float) -> Figures:
     """Plain ``threading`` code, for every patched runtime and for OS threads."""
     out: dict[str, float] = {}
-    return _hog_figures(_beside_ticker(hog, seconds, out), out)
+    return _hog_figures(beside_ticker([(hog, (seconds, out))]), out)
 
 
 async def run_hog_async(ctx: Context, seconds: float) -> Figures:
     """The coroutine twin: the same hog, called from a task that never awaits."""
     out: dict[str, float] = {}
-    return _hog_figures(await _beside_aticker(hog, seconds, out), out)
+    return _hog_figures(await abeside_ticker([(hog, (seconds, out))]), out)
 
 
 def blocker(sleep: Callable[[float], None], seconds: float, out: dict[str, float]) -> None:
@@ -113,8 +96,11 @@ def blocker(sleep: Callable[[float], None], seconds: float, out: dict[str, float
 
 
 def _blocking_figures(ticks: Ticks, out: dict[str, float]) -> Figures:
+    if "end" not in out:
+        raise AssertionError("the blocking call did not return: its thread failed (traceback above)")
     start, end = out["start"], out["end"]
     return {
+        **lateness_ms(lateness_during(ticks, start, end), "the blocking sleep"),
         "gap_ms": longest_gap(ticks, start, end) * 1000,
         "ticks": float(wakeups_during(ticks, start, end)),
         "slept_s": end - start,
@@ -124,13 +110,14 @@ def _blocking_figures(ticks: Ticks, out: dict[str, float]) -> Figures:
 def run_blocking_threaded(ctx: Context, seconds: float) -> Figures:
     """Plain ``threading`` code around the runtime's unpatched ``time.sleep``."""
     out: dict[str, float] = {}
-    return _blocking_figures(_beside_ticker(blocker, ctx.original_sleep, seconds, out), out)
+    return _blocking_figures(beside_ticker([(blocker, (ctx.original_sleep, seconds, out))]), out)
 
 
 async def run_blocking_async(ctx: Context, seconds: float) -> Figures:
     """The coroutine twin: a task calls the blocking ``time.sleep``."""
     out: dict[str, float] = {}
-    return _blocking_figures(await _beside_aticker(blocker, ctx.original_sleep, seconds, out), out)
+    ticks = await abeside_ticker([(blocker, (ctx.original_sleep, seconds, out))])
+    return _blocking_figures(ticks, out)
 
 
 _STARVES = ("gevent, eventlet, asyncio and uvloop are cooperative: the hog never yields, "
@@ -141,8 +128,11 @@ WORKLOADS = [
         name="hog_ticker",
         title="CPU hog (3 s) beside a 5 ms ticker",
         metrics=(
+            Metric("p50_ms", "ticker lateness p50", "ms", higher_is_better=False, primary=True),
             Metric("p99_ms", "ticker lateness p99", "ms", higher_is_better=False,
-                   target=Target("absolute", "<=", 10.0), primary=True),
+                   target=Target("absolute", "<=", 1.5)),
+            Metric("p99_ms", "ticker lateness p99 vs OS threads", "ms", higher_is_better=False,
+                   target=Target("vs_threads", "<=", 0.5)),
             Metric("max_ms", "ticker lateness max", "ms", higher_is_better=False),
             Metric("ticks", "ticks during the hog", "ticks", higher_is_better=True,
                    target=Target("absolute", ">=", 250.0)),
@@ -159,8 +149,11 @@ WORKLOADS = [
         name="blocking_sleep",
         title="unpatched 1 s blocking sleep beside a 5 ms ticker",
         metrics=(
-            Metric("gap_ms", "longest ticker gap", "ms", higher_is_better=False,
-                   target=Target("absolute", "<=", 15.0), primary=True),
+            Metric("p50_ms", "ticker lateness p50", "ms", higher_is_better=False, primary=True),
+            Metric("p99_ms", "ticker lateness p99", "ms", higher_is_better=False),
+            Metric("max_ms", "ticker lateness max", "ms", higher_is_better=False,
+                   target=Target("absolute", "<=", 5.0)),
+            Metric("gap_ms", "longest ticker gap", "ms", higher_is_better=False),
             Metric("ticks", "ticks during the sleep", "ticks", higher_is_better=True),
             Metric("slept_s", "the blocking sleep took", "s", higher_is_better=False),
         ),
@@ -168,6 +161,8 @@ WORKLOADS = [
         run_async=run_blocking_async,
         full={"seconds": 1.0},
         quick={"seconds": 1.0},
-        note="The cooperative runtimes freeze for the whole blocking call.",
+        note="The cooperative runtimes freeze for the whole blocking call. The lateness is "
+             "over the wake-ups due during the call; the gap (between two wake-ups) is the "
+             "5 ms period plus the lateness, so it has no target of its own.",
     ),
 ]

@@ -35,6 +35,7 @@ from time import monotonic
 from typing import Any, TextIO
 
 from ._core import _introspect, _signals, _stacks
+from ._core._greenthread import GreenThread
 from ._core._hub import Hub, get_hub
 
 __all__ = [
@@ -229,20 +230,20 @@ class BlockingDetector:
             f"has held the CPU for "
             f"{held:.2f} s without a switch (blocking detector threshold {self.threshold:g} s; "
             f"{len(hub._threads) - 1} other green threads, {hub.ready_count()} of them ready to run); "
-            f"{self._why()}\n"
+            f"{self._why(thread)}\n"
             f"{_stuck_call(caller)}"
             f"{_hints()}"
             f"Its stack, innermost last:\n{body or '  (no Python frames outside greensched)'}\n"
         )
 
-    def _why(self) -> str:
+    def _why(self, thread: GreenThread) -> str:
         """The likely reason nobody preempted it, from the preemptor's settings."""
         p = self.hub.preemptor
         if p is None:
             return "this OS thread's hub is cooperative (only the main OS thread's is preemptive)"
         if not p.enabled:
             return "preemption is off"
-        if p._depth:
+        if thread._no_preempt:
             return "it is inside no_preempt()"
         return ("it is probably in a long call that does not return to Python: a C library that "
                 "blocks without a hook (a C database driver such as mysqlclient, sync gRPC), a "

@@ -86,7 +86,8 @@ class GreenThread:
     __slots__ = (
         "name", "_daemon", "_target", "_args", "_kwargs", "_ident", "_hub", "_glet",
         "_state", "_result", "_exc", "_killed", "_joiners", "_park_seq", "_waiting_on",
-        "_resume_value", "_resume_exc", "_held_exc", "_ready_at", "__weakref__", "__dict__",
+        "_resume_value", "_resume_exc", "_held_exc", "_ready_at", "_no_preempt", "__weakref__",
+        "__dict__",
     )
 
     def __init__(
@@ -124,6 +125,9 @@ class GreenThread:
         self._held_exc: tuple[BaseException, float] | None = None
         #: When it last became READY (monotonic): the hub measures run-queue waits.
         self._ready_at = 0.0
+        #: How deep it is in `no_preempt` sections: its own, so that one parked inside
+        #: a section leaves the others preemptible.
+        self._no_preempt = 0
 
     # -- threading.Thread-shaped API -------------------------------------------------
 

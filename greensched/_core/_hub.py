@@ -735,7 +735,7 @@ class Hub(FdWaits):
         preemptor = self.preemptor
         if preemptor is None:
             return _preempt.DEFAULT_SLICE_MS / 1000.0
-        return -1.0 if preemptor.sigint_pending else preemptor.slice
+        return -1.0 if preemptor.sigint_pending else preemptor.timer.slice
 
     def _run_callback(self, callback: Callable[[Any], None], arg: Any) -> None:
         try:

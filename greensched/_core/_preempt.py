@@ -81,7 +81,7 @@ the hub (`take_sigint` at the top of its pass) or to a safe point. The only
 mutations allowed are:
 
 * the preemptor's own handler-side fields (`_want_at`, `_stuck_*`, `_retries`,
-  counters, `sigint_pending`, `deferred`), which thread code only reads, and the
+  counters, `sigint_pending`, `_deferred_run`), which thread code only reads, and the
   tick timer's `expiry` hint, which thread code sets before it arms the timer
   (see `TickTimer.arm`);
 * syscalls: ``setitimer``, ``interrupt_main``, ``Py_AddPendingCall``, and the
@@ -195,8 +195,9 @@ class Preemptor:
         self._granularity_ms = read_env_granularity()
         self._set_slice(slice_ms)
         self._installed = False
-        self._depth = 0  # no_preempt nesting
-        self.deferred = False  # a request arrived under no_preempt
+        #: hub.switches of the run in which a request found the thread under no_preempt
+        #: (its section's end honours it; a later run's section must not).
+        self._deferred_run = -1
         self._want_at = -1  # hub.switches when the current request was made
         self._stuck_thread: Any = None  # the thread last seen in an ambiguous spot ...
         self._stuck_frame: FrameType | None = None  # ... its frame and instruction ...
@@ -288,17 +289,22 @@ class Preemptor:
     # -- no_preempt ------------------------------------------------------------------------
 
     def enter_critical(self) -> None:
-        self._depth += 1
+        thread = self._hub.current
+        if thread is not None:  # the hub's own callbacks are never preempted anyway
+            thread._no_preempt += 1
 
     def exit_critical(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self.deferred:
-            self.deferred = False
-            if self._hub.current is not None:
-                # Honour the request that arrived inside the section: it was made because
-                # another thread was ready, a timer was due or an fd ready.
-                self.preemptions += 1
-                self._hub.yield_now()
+        hub = self._hub
+        thread = hub.current
+        if thread is None:
+            return
+        thread._no_preempt -= 1
+        if thread._no_preempt == 0 and self._deferred_run == hub.switches:
+            # Honour the request that arrived inside the section: it was made because
+            # another thread was ready, a timer was due or an fd ready.
+            self._deferred_run = -1
+            self.preemptions += 1
+            hub.yield_now()
 
     # -- the handlers ------------------------------------------------------------------------
 
@@ -339,7 +345,8 @@ class Preemptor:
         # Look again soon if a request stands (not under no_preempt, whose end honours
         # it) or an exception is held back.
         recheck = current is not None and (
-            current._held_exc is not None or (self._want_at == self._hub.switches and not self._depth))
+            current._held_exc is not None
+            or (self._want_at == self._hub.switches and not current._no_preempt))
         return timer.arm_next(now, recheck)
 
     def _decide(self, frame: FrameType | None, retry: bool = False) -> str | None:
@@ -373,10 +380,10 @@ class Preemptor:
                 return None  # nobody else could run yet: look again at the next tick
             self._want_at = hub.switches
             self.requests += 1
-        if self._depth:
-            if not self.deferred:
+        if thread._no_preempt:
+            if self._deferred_run != hub.switches:
                 self.deferred_requests += 1
-            self.deferred = True
+                self._deferred_run = hub.switches
             return None
         # A test's trace function (request_switch) is never switched from: on 3.12+ that
         # would leave tracing off in the other greenlets. Retry once it has returned.

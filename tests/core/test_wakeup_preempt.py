@@ -40,10 +40,11 @@ def long_slice() -> Iterator[None]:
     greensched.set_preemption(*before, granularity_ms=granularity)
 
 
-def _hog_until(stop: Event) -> int:
-    """Pure-Python arithmetic until ``stop`` is set; never blocks."""
+def _hog_until(stop: Event, limit: float = 30.0) -> int:
+    """Pure-Python arithmetic until ``stop`` is set (or ``limit`` seconds); never blocks."""
     x = 0
-    while not stop.is_set():
+    end = time.monotonic() + limit
+    while not stop.is_set() and time.monotonic() < end:
         for i in range(200):
             x = (x * 31 + i) % 1_000_003
     return x
@@ -219,3 +220,36 @@ def test_the_granularity_from_the_environment_and_the_command_line() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 2 and "--granularity='0.1' is below the 0.5 ms floor" in proc.stderr
+
+
+def test_a_thread_parked_inside_no_preempt_leaves_the_others_preemptible(preemption_on: None) -> None:
+    """The no_preempt depth is the thread's own: one parked inside its section (it may
+    park there) does not make a hog beside a ticker unpreemptible."""
+    release = Event()
+
+    def critical() -> None:
+        with greensched.no_preempt():
+            release.wait()
+
+    holder = spawn(critical)
+    greensched.sleep(0.01)  # parked inside its section
+    late: list[float] = []
+
+    def sleeper() -> None:
+        for _ in range(20):
+            due = time.monotonic() + 0.005
+            greensched.sleep(0.005)
+            late.append(time.monotonic() - due)
+        stop.set()
+
+    stop = Event()
+    sleeping = spawn(sleeper)
+    greensched.sleep(0.001)  # the sleeper is in its first sleep
+    hog = spawn(_hog_until, stop, 3.0)  # unpreempted, it would run its 3 s before the sleeper woke
+    sleeping.join()
+    hog.join()
+    release.set()
+    holder.join()
+    assert len(late) == 20
+    # Held by the other thread's section, the hog would run its 3 s first: one wake-up 3 s late.
+    assert max(late) < 1.0, sorted(late)

@@ -34,6 +34,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("GREENSCHED_PREEMPT", None)
     env.pop("GREENSCHED_SLICE_MS", None)
+    env.pop("GREENSCHED_GRANULARITY_MS", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     if extra:

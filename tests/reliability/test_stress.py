@@ -1,6 +1,8 @@
-"""Stress at a 1 ms preemption slice: 200 threads mixing everything, zero errors.
+"""Stress at a 1 ms preemption slice, and with wake-up preemption at its 0.5 ms floor:
+200 threads mixing everything, zero errors.
 
-A fresh interpreter (``GREENSCHED_SLICE_MS=1``, ``patch_all()`` first) runs 200 green
+A fresh interpreter (``GREENSCHED_SLICE_MS=1``, or ``GREENSCHED_GRANULARITY_MS=0.5``
+beside the default slice; ``patch_all()`` first) runs 200 green
 threads for a while, in five roles: socket clients of a green echo server, lock
 users doing read-modify-write with CPU work inside the lock, queue producers and
 consumers, printers writing whole lines to stdout (a real pipe to the test), and
@@ -214,17 +216,23 @@ P_LINE = re.compile(r"P (\d+) (\d+) x* END")
 L_LINE = re.compile(r"L T(\d+) (\d+) (\d+) y* END")
 
 
-def stress(tmp_path: Path, duration: float, timeout: float) -> None:
+#: The stress's preemption settings: a 1 ms slice (wake-ups then wait at most 1 ms too),
+#: and the default 10 ms slice with wake-up preemption at the granularity's floor.
+ONE_MS_SLICE = {"GREENSCHED_SLICE_MS": "1"}
+WAKEUP_AT_THE_FLOOR = {"GREENSCHED_SLICE_MS": "10", "GREENSCHED_GRANULARITY_MS": "0.5"}
+
+
+def stress(tmp_path: Path, duration: float, timeout: float, env: dict[str, str] = ONE_MS_SLICE) -> None:
     for k in range(N_MODULES):
         nested = f"import lazy_{k + 1}" if k + 1 < N_MODULES and k % 3 != 2 else ""
         (tmp_path / f"lazy_{k}.py").write_text(MODULE.format(k=k, nested=nested))
     code = STRESS.format(duration=duration, n_modules=N_MODULES, moddir=str(tmp_path))
-    proc = run_child(code, env={"GREENSCHED_SLICE_MS": "1"}, timeout=timeout)
+    proc = run_child(code, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = report(proc.stdout)
     figures = {k: v for k, v in r.items() if k not in ("printed", "logged")}
     figures.update(lines_printed=sum(r["printed"].values()), lines_logged=sum(r["logged"].values()))
-    show(f"stress at a 1 ms slice for {duration:g} s", figures)
+    show(f"stress at {env} for {duration:g} s", figures)
     assert r["n_errors"] == 0, r["errors"]
     assert r["alive"] == []
     assert r["counter"] == r["increments"] > 0
@@ -252,7 +260,19 @@ def test_stress_200_threads_at_a_1ms_slice_short(tmp_path: Path) -> None:
     stress(tmp_path, duration=6, timeout=100)
 
 
+@pytest.mark.timeout(120)
+def test_stress_200_threads_with_wakeup_preemption_at_the_floor_short(tmp_path: Path) -> None:
+    """Wake-up preemption switches at many more places than the slice's end does."""
+    stress(tmp_path, duration=6, timeout=100, env=WAKEUP_AT_THE_FLOOR)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_stress_200_threads_at_a_1ms_slice_60s(tmp_path: Path) -> None:
     stress(tmp_path, duration=60, timeout=280)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_stress_200_threads_with_wakeup_preemption_at_the_floor_60s(tmp_path: Path) -> None:
+    stress(tmp_path, duration=60, timeout=280, env=WAKEUP_AT_THE_FLOOR)

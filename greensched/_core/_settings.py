@@ -89,48 +89,41 @@ def read_env_granularity(environ: dict[str, str] | None = None) -> float:
 
 def check_granularity_ms(value: Any, what: str = "granularity_ms") -> float:
     """A number of milliseconds from the slice's floor up to an hour, or a clear `ValueError`."""
-    try:
-        ms = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{what}={value!r} is not a number of milliseconds; use e.g. {what}=1 (the "
-            f"default: a sleeper that falls due preempts a thread that has run 1 ms)"
-        ) from None
-    if not (ms > 0.0 and ms < MAX_SLICE_MS):
-        raise ValueError(
-            f"{what}={value!r} must be a positive number of milliseconds below one hour; "
-            f"a granularity as long as the slice makes wake-ups wait for the slice to end"
-        )
-    if ms < MIN_SLICE_MS:
-        raise ValueError(
-            f"{what}={value!r} is below the {MIN_SLICE_MS:g} ms floor: every wake-up "
-            f"preemption costs a signal and a switch, and below the floor they leave no time "
-            f"for the threads; use {what}={MIN_SLICE_MS:g} or more"
-        )
-    return ms
+    return _check_ms(
+        value, what,
+        example=f"{what}=1 (the default: a sleeper that falls due preempts a thread that has run 1 ms)",
+        too_long="a granularity as long as the slice makes wake-ups wait for the slice to end",
+        floor_why="every wake-up preemption costs a signal and a switch, and below the floor they "
+                  "leave no time for the threads",
+        below_floor=f"use {what}={MIN_SLICE_MS:g} or more",
+    )
 
 
 def check_slice_ms(value: Any, what: str = "slice_ms") -> float:
     """A number of milliseconds from the floor up to an hour, or a clear `ValueError`."""
+    return _check_ms(
+        value, what,
+        example=f"{what}=10 (the default) or {what}=1 for a 1 ms slice",
+        too_long="to turn preemption off use GREENSCHED_PREEMPT=0 or set_preemption(False)",
+        floor_why="with slices that short the timer's own ticks leave no time for the threads "
+                  "(measured: the process live-locks near 0.02 ms)",
+        below_floor=f"use {what}={MIN_SLICE_MS:g} or more (1 ms switches threads 10 times as often "
+                    f"as the default 10 ms)",
+    )
+
+
+def _check_ms(value: Any, what: str, example: str, too_long: str, floor_why: str, below_floor: str) -> float:
+    """The checks both settings share, each error worded for the setting."""
     try:
         ms = float(value)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{what}={value!r} is not a number of milliseconds; use e.g. {what}=10 "
-            f"(the default) or {what}=1 for a 1 ms slice"
-        ) from None
+        raise ValueError(f"{what}={value!r} is not a number of milliseconds; use e.g. {example}") from None
     if not (ms > 0.0 and ms < MAX_SLICE_MS):
         raise ValueError(
-            f"{what}={value!r} must be a positive number of milliseconds below one hour; "
-            f"to turn preemption off use GREENSCHED_PREEMPT=0 or set_preemption(False)"
-        )
+            f"{what}={value!r} must be a positive number of milliseconds below one hour; {too_long}")
     if ms < MIN_SLICE_MS:
         raise ValueError(
-            f"{what}={value!r} is below the {MIN_SLICE_MS:g} ms floor: with slices that short the "
-            f"timer's own ticks leave no time for the threads (measured: the process live-locks "
-            f"near 0.02 ms); use {what}={MIN_SLICE_MS:g} or more (1 ms switches threads 10 times "
-            f"as often as the default 10 ms)"
-        )
+            f"{what}={value!r} is below the {MIN_SLICE_MS:g} ms floor: {floor_why}; {below_floor}")
     return ms
 
 

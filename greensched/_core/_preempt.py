@@ -132,7 +132,7 @@ import _thread
 import os
 import signal
 import time
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from ._pending import make_pending_retrip
@@ -199,10 +199,19 @@ class Preemptor:
         #: (its section's end honours it; a later run's section must not).
         self._deferred_run = -1
         self._want_at = -1  # hub.switches when the current request was made
-        self._stuck_thread: Any = None  # the thread last seen in an ambiguous spot ...
-        self._stuck_frame: FrameType | None = None  # ... its frame and instruction ...
+        # The thread last seen in an ambiguous spot (its ident), the spot (the frame's
+        # id, code and instruction) and since when. Identities, not the objects: a
+        # frame kept here kept its locals alive after the thread had moved on, for as
+        # long as no tick came (a socket in a returned spawn() call's arguments stayed
+        # open, and its peer waited out its timeout). A freed frame's id may be reused
+        # by a later frame of the same code at the same instruction: then "stuck" is
+        # concluded from two visits to one place, which only brings forward a switch
+        # the rule would make a slice later anyway.
+        self._stuck_thread = -1
+        self._stuck_frame = -1
+        self._stuck_code: CodeType | None = None
         self._stuck_lasti = -1
-        self._stuck_since = 0.0  # ... and since when
+        self._stuck_since = 0.0
         self._retries = 0  # retries since the last timer tick
         self._retry_pending = False
         self._switch_requested = False
@@ -278,7 +287,7 @@ class Preemptor:
     def _after_fork_in_child(self) -> None:
         self.timer.after_fork_in_child()
         self._want_at = -1
-        self._stuck_thread = self._stuck_frame = None
+        self._stuck_thread = -1
 
     def shutdown(self) -> None:
         """At interpreter exit: stop the timer so no tick outlives our handler."""
@@ -389,8 +398,8 @@ class Preemptor:
         # would leave tracing off in the other greenlets. Retry once it has returned.
         landing = UNSAFE if frame.f_code in self.no_switch_codes else classify(frame)
         if landing is CLEAN or landing is SAFE_CALL:
-            if thread is self._stuck_thread:
-                self._stuck_thread = self._stuck_frame = None
+            if thread._ident == self._stuck_thread:
+                self._stuck_thread = -1
             reason = atomic_reason(frame)
             if reason is None:
                 if landing is SAFE_CALL:
@@ -401,16 +410,17 @@ class Preemptor:
                 return None  # an import may take a while: look again at the next tick
         elif landing is UNSAFE:
             pass  # a buffered file's C code may hold its lock: wait for the call to return
-        elif (thread is self._stuck_thread and frame is self._stuck_frame
-              and frame.f_lasti == self._stuck_lasti):
+        elif (thread._ident == self._stuck_thread and id(frame) == self._stuck_frame
+              and frame.f_code is self._stuck_code and frame.f_lasti == self._stuck_lasti):
             # Unknown again at the same place: stuck in one C call for long enough?
             if time.monotonic() - self._stuck_since >= self._stuck_min and atomic_reason(frame) is None:
                 self.stuck_preemptions += 1
                 self._switch_escapes = exception_escapes(frame)
                 return _SWITCH
         else:
-            self._stuck_thread = thread
-            self._stuck_frame = frame
+            self._stuck_thread = thread._ident
+            self._stuck_frame = id(frame)
+            self._stuck_code = frame.f_code
             self._stuck_lasti = frame.f_lasti
             self._stuck_since = time.monotonic()
         # Not safe here: retry at the next check, after the current C call returns.

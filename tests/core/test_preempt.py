@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import select
@@ -10,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -397,3 +399,40 @@ def test_hand_offs_beside_a_hog_do_not_wait_a_slice_each(preemption_on: None) ->
     hogger.join()
     assert during < 200, during  # before: at least one per hand-off, >= 400; now ~1 per slice of wall time
     assert hog_ran[0] > 0
+
+
+class _Payload:
+    """Something a thread holds in a local, to see when its frame lets go of it."""
+
+
+def test_a_thread_seen_stuck_in_a_c_call_leaves_nothing_alive_after_it_moves_on(preemption_on: None) -> None:
+    """The stuck-call rule remembers where a thread was, not its frame.
+
+    A thread in an unpatched sleep whose callee the bytecode hides (`getattr(...)()`)
+    is seen at an ambiguous spot, tick after tick, until it is switched as stuck. It
+    once kept that frame, and so the thread's locals, until the next ambiguous tick:
+    with nothing else running, forever (a killed server handler's socket stayed open
+    and its client waited out a 30 s timeout).
+    """
+    held: list[weakref.ref[_Payload]] = []
+    slept, stop = Event(), Event()
+
+    def sleeper() -> None:
+        payload = _Payload()
+        held.append(weakref.ref(payload))
+        getattr(time, "sleep")(0.3)  # noqa: B009  # the callee hidden from the bytecode
+        slept.set()
+
+    def hog() -> None:
+        while not stop.is_set():
+            pass
+
+    before = greensched.stats()["stuck_preemptions"]
+    hogger = spawn(hog)
+    spawn(sleeper).join()
+    stop.set()
+    hogger.join()
+    assert slept.is_set()
+    assert greensched.stats()["stuck_preemptions"] > before  # it really was seen stuck
+    gc.collect()
+    assert held[0]() is None, "the preemptor kept the stuck thread's frame alive"

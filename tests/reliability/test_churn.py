@@ -240,6 +240,10 @@ def serve():
         except OSError:
             return
         kill_later(greensched.spawn(handle, conn), 0.1)
+        # A handler killed before it ran never closes its conn: the last reference
+        # must be the thread's (dropped with it), not this loop's variable, which holds
+        # it until the next accept (near the end, none comes: the client times out).
+        del conn
 
 acceptor = greensched.spawn(serve)
 

@@ -107,8 +107,11 @@ class Queue:
             if self._putters.park(timeout) is TIMED_OUT:
                 raise Full
             self._reserved -= 1  # the getter that woke us kept this slot for us
+        # Every wake-up here comes before the queue's own state changes: from another
+        # OS thread `wake_one` raises HubError, and the queue must be as it was.
+        handed = self._getters.wake_one(item)
         self.unfinished_tasks += 1
-        if not self._getters.wake_one(item):
+        if not handed:
             self._put(item)
         elif self.maxsize > 0 and self._qsize() + self._reserved < self.maxsize:
             # The item went straight to a getter, so the slot this put used (perhaps one a
@@ -124,10 +127,9 @@ class Queue:
         """Remove and return an item; if empty, wait up to ``timeout`` s, then raise `Empty`."""
         _check_timeout(block, timeout)
         if self._qsize():
-            item = self._get()
-            if self.maxsize > 0 and self._putters.wake_one():
-                self._reserved += 1
-            return item
+            if self.maxsize > 0 and self._putters.wake_one():  # first: see `put`
+                self._reserved += 1  # the slot _get frees is the woken putter's
+            return self._get()
         return _wait_for_item(self._getters, block, timeout)
 
     def get_nowait(self) -> Any:
@@ -138,9 +140,9 @@ class Queue:
         """Mark one item fetched earlier as processed, for `join`."""
         if self.unfinished_tasks <= 0:
             raise ValueError("task_done() called too many times")
+        if self.unfinished_tasks == 1:
+            self._all_done.wake_all()  # first: see `put`
         self.unfinished_tasks -= 1
-        if self.unfinished_tasks == 0:
-            self._all_done.wake_all()
 
     def join(self) -> None:
         """Park until every item put has been marked done with `task_done`."""

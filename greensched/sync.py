@@ -348,14 +348,18 @@ class Event:
 
     def set(self) -> None:
         """Set the flag and wake every waiter."""
-        self._flag = True
         waiters = self._waiters
         if waiters is not None:
+            # Woken first: from another OS thread `wake_all` raises HubError, and the
+            # event must then be as it was (flag and waiters), or they would sleep on
+            # until their timeouts. The woken run only after we park, so the order
+            # is not theirs to see.
+            waiters.wake_all()
             # Let the emptied queue go: most events are set once (every Thread's
             # ``_started``), and a kept queue is 0.7 KiB on each, parked or not.
             # A woken thread that then cannot run passes on through the queue it holds.
             self._waiters = None
-            waiters.wake_all()
+        self._flag = True
 
     def clear(self) -> None:
         """Reset the flag; later `wait` calls park again."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -92,18 +93,59 @@ def test_releasing_a_green_lock_from_another_os_thread_is_refused_and_changes_no
     assert_still_usable()
 
 
-def test_setting_a_green_event_from_another_os_thread_is_refused() -> None:
-    event = Event()
-    waiter = spawn(event.wait, 5)
-    greensched.sleep(0)
-    errors: list[BaseException] = []
-    t = threading.Thread(target=lambda: errors.append(_raised(event.set)))
+def _in_os_thread(fn: Callable[[], object]) -> BaseException | None:
+    """What ``fn()`` raised in a new OS thread (None if nothing)."""
+    errors: list[BaseException | None] = []
+    t = threading.Thread(target=lambda: errors.append(_raised(fn)))
     t.start()
     t.join()
-    assert isinstance(errors[0], HubError) and "Event.wait()" in str(errors[0]), errors
-    assert not waiter.done()
-    event.set()
-    assert waiter.result(timeout=5) is True
+    return errors[0]
+
+
+def test_setting_a_green_event_from_another_os_thread_is_refused_and_changes_nothing() -> None:
+    event = Event()
+    waiter = spawn(event.wait, 60)
+    greensched.sleep(0)  # the waiter is parked on the event now
+    error = _in_os_thread(event.set)
+    assert isinstance(error, HubError) and "Event.wait()" in str(error), error
+    assert not event.is_set() and not waiter.done()  # the refused set changed nothing
+    event.set()  # from the right OS thread it wakes the waiter: at once, not at its timeout
+    greensched.sleep(0)  # the woken waiter runs and returns
+    assert waiter.done() and waiter.result() is True
+    assert_still_usable()
+
+
+def test_queue_calls_refused_from_another_os_thread_change_nothing() -> None:
+    """A refused get loses no item, a refused put or task_done leaves the count as it was."""
+    full: Queue[str] = Queue(maxsize=1)
+    full.put("kept")
+    putter = spawn(full.put, "second")  # parks: the queue is full
+    greensched.sleep(0)
+    assert isinstance(_in_os_thread(full.get), HubError)  # it would wake the putter
+    assert full.qsize() == 1 and full.unfinished_tasks == 1 and not putter.done()
+    assert full.get() == "kept"  # here the get wakes the putter into the freed slot
+    putter.join(timeout=5)
+    assert full.get() == "second"
+
+    empty: Queue[str] = Queue()
+    getter = spawn(empty.get)
+    greensched.sleep(0)
+    assert isinstance(_in_os_thread(lambda: empty.put("x")), HubError)
+    assert empty.unfinished_tasks == 0 and empty.qsize() == 0 and not getter.done()
+    empty.put("x")
+    getter.join(timeout=5)
+    assert getter.result() == "x"
+
+    joined: Queue[str] = Queue()
+    joined.put("job")
+    joined.get()
+    joiner = spawn(joined.join)
+    greensched.sleep(0)
+    assert isinstance(_in_os_thread(joined.task_done), HubError)
+    assert joined.unfinished_tasks == 1 and not joiner.done()
+    joined.task_done()
+    greensched.sleep(0)
+    assert joiner.done()
     assert_still_usable()
 
 

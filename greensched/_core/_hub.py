@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import _thread
 import atexit
-import os
-import sys
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
@@ -48,21 +46,20 @@ from greenlet import GreenletExit, getcurrent, greenlet
 
 from . import _local, _preempt, _signals, _stacks
 from ._clock import REAL_CLOCK, Clock
-from ._debug import DEBUG
-from ._errors import DeadlockError, GreenThreadExit, HubError
+from ._errors import DeadlockError, HubError
 from ._fdwait import FdWaits
 from ._greenthread import (
-    _NOTHING,
     NEW,
-    PARKED,
     READY,
     RUNNING,
     GreenThread,
     adopt_running,
     report_exception,
 )
+from ._lifecycle import ClosedWithThread, Lifecycle
 from ._netpoll import Netpoller
-from ._parking import TIMED_OUT, ParkToken
+from ._parking import TIMED_OUT
+from ._parkwake import Parking
 from ._timers import TimerHandle, TimerHeap
 from ._waitqueue import WaitQueue
 
@@ -94,39 +91,11 @@ existing_hub: Callable[[], Hub | None] = _local.existing_hub
 def _new_hub() -> Hub:
     """`get_hub`'s factory: the OS thread's first hub, and what closes it with the thread."""
     hub = Hub()
-    _local.slot.closer = _ClosedWithThread(hub)
+    _local.slot.closer = ClosedWithThread(hub)
     return hub
 
 
 _local.set_hub_factory(_new_hub)
-
-
-class _ClosedWithThread:
-    """Kept in the OS thread's locals: when the thread ends, its hub's fds are closed.
-
-    A hub's own greenlet keeps the hub alive after its OS thread is gone (greenlet
-    frees such greenlets lazily), so its selector and wake-up pipe would leak.
-    """
-
-    __slots__ = ("hub",)
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    def __del__(self) -> None:
-        self.hub._netpoll.close()
-
-
-def _after_fork_in_child() -> None:
-    """Only the forking OS thread exists in a child: tell its hub, if it has one."""
-    hub = _local.existing_hub()
-    if hub is not None:
-        hub._after_fork_in_child()
-
-
-# One registration for the module, not one per hub: a registration would keep every
-# hub (and its selector and pipe) alive after its OS thread ended.
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def current_thread() -> GreenThread:
@@ -155,8 +124,14 @@ def clock_now() -> float:
     return get_hub()._now()
 
 
-class Hub(FdWaits):
-    """Run queue, timers and netpoller of one OS thread; see the module docstring."""
+class Hub(Parking, FdWaits, Lifecycle):
+    """Run queue, timers and netpoller of one OS thread; see the module docstring.
+
+    Its parts in other modules: parking and waking (`_parkwake.Parking`), fd waits
+    (`_fdwait.FdWaits`), exit and fork (`_lifecycle.Lifecycle`).
+    """
+
+    _glet: greenlet  # the hub's own greenlet: what `Parking` switches to
 
     def __init__(self) -> None:
         self.os_thread_id = _os_thread_ident()
@@ -258,265 +233,6 @@ class Hub(FdWaits):
             self.throw(self.main, exc)
             return
         report_exception(thread, exc)
-
-    # -- parking and waking -------------------------------------------------------------
-
-    def current_thread_for_park(self) -> GreenThread:
-        """The running green thread, or a clear error when the hub itself is running."""
-        thread = self.current
-        if thread is None:
-            raise HubError(
-                "a blocking call was made inside the hub (from a timer or I/O callback); "
-                "callbacks must not block: spawn a green thread to do the blocking work"
-            )
-        if _os_thread_ident() != self.os_thread_id:
-            raise HubError(
-                "a green primitive was used from an OS thread other than the one whose hub "
-                "it belongs to; hand work across OS threads with call_soon_threadsafe()"
-            )
-        return thread
-
-    def prepare_park(self) -> ParkToken:
-        """A token for the running thread's next `park` (see `_parking`).
-
-        Raises `HubError` where no green thread can park: in the hub itself, or on
-        an OS thread this hub does not belong to.
-        """
-        thread = self.current
-        if thread is None or _os_thread_ident() != self.os_thread_id:
-            thread = self.current_thread_for_park()  # raises the error that fits
-        # The number is taken here, not in `park`: a token names one park, even one
-        # that returns at once, and no two tokens ever name the same park.
-        seq = thread._park_seq = thread._park_seq + 1
-        return (thread, seq)
-
-    def park(self, token: ParkToken, reason: str, timeout: float | None = None) -> Any:
-        """Suspend the thread of ``token`` (`prepare_park`'s) until `unpark` or timeout.
-
-        Returns what `unpark` handed it, or `TIMED_OUT` when ``timeout`` seconds pass
-        first; ``timeout <= 0`` returns it at once. ``reason`` is what the thread waits
-        on, for stack dumps and the deadlock report. Exceptions thrown in with `throw`
-        (a kill, a `Timeout`) are raised here.
-        """
-        thread: GreenThread = token[0]
-        if DEBUG:
-            self._check_token(token)
-        if thread._held_exc is not None:
-            self._raise_held(thread)
-        if timeout is not None and timeout <= 0:
-            return TIMED_OUT
-        thread._state = PARKED
-        thread._waiting_on = reason
-        thread._resume_value = _NOTHING
-        timer = None
-        if timeout is not None:
-            deadline = self._now() + timeout
-            timer = self._timers.schedule(deadline, self._park_timed_out, token)
-            if self.preemptor is not None:
-                self.preemptor.timer.timer_set(deadline, parking=True)  # for whoever runs meanwhile
-        try:
-            self._glet.switch()
-        finally:
-            if timer is not None:
-                self._timers.cancel(timer)
-            thread._waiting_on = None
-        value = thread._resume_value
-        thread._resume_value = _NOTHING
-        return value
-
-    def _check_token(self, token: ParkToken) -> None:
-        """Debug mode: ``token`` is the running thread's, for the park it is about to make."""
-        thread: GreenThread = token[0]
-        # Debug mode's own record (in the thread's __dict__, so that off costs nothing)
-        # of the last token parked on: a token names one park, not every later one.
-        used = thread.__dict__.get("_debug_parked_on")
-        if thread is not self.current or thread._park_seq != token[1] or used == token[1]:
-            raise HubError(
-                f"park token {token!r} was used by {self.current!r} for a park it was not "
-                f"made for (that thread's parks are at number {thread._park_seq}, and "
-                f"number {used} was parked on): take a new token with prepare_park() for "
-                f"every park, in the thread that parks"
-            )
-        thread.__dict__["_debug_parked_on"] = token[1]
-
-    @staticmethod
-    def withdraw(thread: GreenThread, exc: BaseException) -> None:
-        """Forget ``exc`` if it is still on its way to ``thread`` (it no longer applies)."""
-        if thread._held_exc is not None and thread._held_exc[0] is exc:
-            thread._held_exc = None
-        if thread._resume_exc is exc:
-            thread._resume_exc = None
-
-    @staticmethod
-    def _raise_held(thread: GreenThread) -> None:
-        """A kill or Timeout preemption held back (see _preempt) is raised at the next wait."""
-        held = thread._held_exc
-        thread._held_exc = None
-        if held is not None:
-            raise held[0]
-
-    def _park_timed_out(self, token: ParkToken) -> None:
-        self.unpark(token, TIMED_OUT)
-
-    def unpark(self, token: ParkToken, value: Any = True, now: float | None = None) -> bool:
-        """Make the thread of ``token`` ready if it is still in that park; hand it ``value``.
-
-        Returns False, and does nothing, when the park is over (the token is stale):
-        the thread timed out, was woken by someone else, or was thrown into.
-        ``now``: the time, if the caller just read it (the loop, for a poll's batch).
-        """
-        thread, seq = token
-        if thread._state is not PARKED or thread._park_seq != seq:
-            return False
-        thread._state = READY
-        thread._ready_at = monotonic() if now is None else now
-        thread._resume_value = value
-        if self._polling:
-            self._ready.append(thread)
-            self._netpoll.wakeup()  # we are in a signal handler run inside select()
-        elif self.current is not None:
-            self._woken.append(thread)  # a hand-off from a running thread
-            if self.preemptor is not None:
-                self.preemptor.timer.thread_woken()  # which may compute on: it needs a slice's end
-        else:
-            self._ready.append(thread)
-        return True
-
-    def take_dropped_value(self, token: ParkToken) -> Any:
-        """After ``park`` raised: the value its thread had been handed, or `TIMED_OUT`."""
-        thread: GreenThread = token[0]
-        value = thread._resume_value
-        thread._resume_value = _NOTHING
-        return TIMED_OUT if value is _NOTHING else value
-
-    def throw(self, thread: GreenThread, exc: BaseException) -> bool:
-        """Raise ``exc`` in ``thread`` where it waits; False if it was not delivered.
-
-        Not delivered: the thread is running or done, or another exception is
-        already on its way to it (a kill is never replaced, and replaces others).
-        """
-        state = thread._state
-        if state is PARKED:
-            thread._state = READY
-            thread._ready_at = monotonic()
-            thread._resume_exc = exc
-            self._ready.append(thread)
-            if self._polling:
-                self._netpoll.wakeup()
-            elif self.current is not None and self.preemptor is not None:
-                self.preemptor.timer.thread_woken()
-            return True
-        if state is READY:
-            if thread._glet is None:  # it never ran: end it without running it
-                thread._killed = True
-                thread._finish()
-                return True
-            pending = thread._resume_exc
-            if pending is None or (isinstance(exc, GreenThreadExit)
-                                   and not isinstance(pending, GreenThreadExit)):
-                thread._resume_exc = exc  # a kill outranks anything pending, e.g. a Timeout
-                return True
-        return False
-
-    def yield_now(self) -> None:
-        """Go to the tail of the run queue and let the others run (``sleep(0)``).
-
-        "The tail" is behind every thread that is ready now, including those whose
-        timer or fd is due: a preempted CPU hog does not jump ahead of a sleeper.
-
-        Only ever called on this OS thread's own hub (through `get_hub()`, or by
-        the preemption handler): unlike `park`, it needs no OS-thread check.
-        """
-        thread = self.current
-        if thread is None:
-            thread = self.current_thread_for_park()  # raises: the hub cannot yield
-        if thread._held_exc is not None:
-            self._raise_held(thread)
-        thread._state = READY  # `_resume` stamps `_ready_at` as the hub takes over
-        self._yielded.append(thread)
-        self._glet.switch()
-
-    def sleep(self, seconds: float) -> None:
-        """Park for ``seconds``; 0 yields. Negative or NaN: ValueError; not a number: TypeError."""
-        try:
-            positive = seconds > 0
-        except TypeError:
-            raise TypeError(
-                f"sleep() takes a number of seconds, not {type(seconds).__name__}"
-            ) from None
-        if positive:
-            self.park(self.prepare_park(), f"sleep({seconds!r})", seconds)
-        elif seconds == 0:
-            self.yield_now()
-        elif seconds < 0:
-            raise ValueError("sleep length must be non-negative")
-        else:
-            raise ValueError("sleep length must be a number of seconds, not NaN")
-
-    def run(self) -> None:
-        """Park the caller until every other green thread has finished.
-
-        Called from a thread other than main, that includes main, which finishes
-        only when the program does: call it from the main thread.
-        """
-        self.current_thread_for_park()
-        while len(self._threads) > 1:  # the caller is the one left
-            self._all_done.park()
-
-    def _at_exit(self) -> None:
-        """Like a threaded program: wait for non-daemon threads, then stop ticking.
-
-        Non-daemon threads that can never finish make that wait a deadlock. A program
-        that died of a `DeadlockError` has had the report already (the same threads,
-        parked where they were), so it is not printed again; otherwise it is printed
-        once, and the program ends all the same (with OS threads it would hang).
-        """
-        try:
-            if self.current is self.main and _os_thread_ident() == self.os_thread_id:
-                already_told = self._deadlock_raised
-                try:
-                    self.join_non_daemon()
-                except DeadlockError as exc:
-                    if not already_told and sys.stderr is not None:
-                        sys.stderr.write(
-                            f"greensched: the program ended, but its non-daemon green threads "
-                            f"can never finish, so they were not waited for: {exc}\n")
-        finally:
-            if self.preemptor is not None:
-                self.preemptor.shutdown()
-
-    def _after_fork_in_child(self) -> None:
-        """In a forked child only the forking green thread lives on, as with OS threads.
-
-        The others are marked done without running another line (no ``finally``):
-        they belong to the parent. Their greenlets are kept referenced so the
-        garbage collector never resumes them to throw GreenletExit. The netpoller's
-        epoll set and wake-up pipe are shared with the parent, so they are replaced.
-        """
-        if _os_thread_ident() != self.os_thread_id:
-            return  # this hub's OS thread does not exist in the child
-        me = self.current
-        self._netpoll = Netpoller()
-        self._ready.clear()
-        self._yielded.clear()
-        self._woken.clear()
-        self._calls.clear()
-        self._external = 0
-        if me is None:
-            return
-        for thread in list(self._threads.values()):
-            if thread is not me:
-                self._fork_orphans.append(thread._glet)
-                thread._killed = True
-                thread._finish()
-        self.main = me
-
-    def join_non_daemon(self) -> None:
-        """Wait for every non-daemon thread (what the interpreter does at exit)."""
-        me = self.current
-        for thread in list(self._threads.values()):
-            if thread is not me and thread is not self.main and not thread.daemon:
-                thread.join()
 
     # -- timers, I/O, other OS threads ---------------------------------------------------
 

@@ -19,6 +19,10 @@ from typing import Any
 
 import pytest
 
+# `once`: CI runs these on its first interpreter only (.ci/run):
+# the bench harness, not the runtime.
+pytestmark = pytest.mark.once
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 

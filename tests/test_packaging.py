@@ -22,6 +22,10 @@ import pytest
 
 import greensched
 
+# `once`: CI runs these on its first interpreter only (.ci/run):
+# the sdist and wheel are the same for every version.
+pytestmark = pytest.mark.once
+
 REPO = Path(__file__).resolve().parent.parent
 
 

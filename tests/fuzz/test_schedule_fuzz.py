@@ -12,7 +12,8 @@ A failure names its seed. Replay it:
 ``GREENSCHED_FUZZ_SEEDS=N`` runs N seeds per workload (default 40 over greensched's
 primitives, 280 runs, and 20 over patched threading, 140 runs: ~18 s on a loaded
 2-core machine); the slow tests run 1,000 per workload over greensched's primitives and 300 over
-patched threading (``--runslow`` or ``-m slow``; about 10 minutes).
+patched threading (``--runslow`` or ``-m slow``; about 10 minutes), beginning where the
+default run's seeds end, so that they never repeat a schedule it already tried.
 ``test_the_fuzzer_finds_a_race_and_replays_it`` shows that it catches what it is for.
 """
 
@@ -34,12 +35,13 @@ SLOW_SEEDS = 1000
 SLOW_PATCHED_SEEDS = 300
 
 
-def _seeds(default: int) -> list[int]:
+def _seeds(default: int, first: int = 0) -> list[int]:
+    """``default`` seeds from ``first`` on (or GREENSCHED_FUZZ_SEEDS of them), or the one to replay."""
     one = os.environ.get("GREENSCHED_FUZZ_SEED", "").strip()
     if one:
         return [int(one)]
     count = int(os.environ.get("GREENSCHED_FUZZ_SEEDS", "").strip() or default)
-    return list(range(count))
+    return list(range(first, first + count))
 
 
 def _fuzz(name: str, seeds: list[int]) -> None:
@@ -67,7 +69,7 @@ def test_green_primitives_under_random_schedules(name: str) -> None:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_green_primitives_under_many_random_schedules(name: str) -> None:
-    _fuzz(name, _seeds(SLOW_SEEDS))
+    _fuzz(name, _seeds(SLOW_SEEDS, first=DEFAULT_SEEDS))
 
 
 def _fuzz_patched(seeds: list[int], timeout: float) -> None:
@@ -91,7 +93,7 @@ def test_patched_threading_under_random_schedules() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_patched_threading_under_many_random_schedules() -> None:
-    _fuzz_patched(_seeds(SLOW_PATCHED_SEEDS), timeout=1400)
+    _fuzz_patched(_seeds(SLOW_PATCHED_SEEDS, first=PATCHED_SEEDS), timeout=1400)
 
 
 def _racy_counter(seed: int) -> int:

@@ -28,6 +28,10 @@ import pytest
 
 from tests.util import REPO, run_python
 
+# `once`: CI runs these on its first interpreter only (.ci/run):
+# a real worker for a minute per version; the pool's core parts are tested on each.
+pytestmark = pytest.mark.once
+
 celery = pytest.importorskip("celery", reason="Celery is not installed: pip install -e '.[test]'")
 pytest.importorskip("redis", reason="redis-py is not installed: pip install -e '.[test]'")
 

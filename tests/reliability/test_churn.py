@@ -15,6 +15,10 @@ import pytest
 
 from tests.reliability._procs import report, run_child, show
 
+# `once`: CI runs these on its first interpreter only (.ci/run):
+# load on the runtime; its version-specific parts are tested on each.
+pytestmark = pytest.mark.once
+
 CHURN = """
 import gc, json, os, socket, struct, time, zlib
 import greensched

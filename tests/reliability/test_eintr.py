@@ -16,6 +16,10 @@ import pytest
 
 from tests.reliability._procs import report, run_child, show
 
+# `once`: CI runs these on its first interpreter only (.ci/run):
+# load on the runtime; its version-specific parts are tested on each.
+pytestmark = pytest.mark.once
+
 EINTR = """
 import greensched
 greensched.patch_all()

@@ -20,6 +20,10 @@ from tests.reliability._procs import (
     stop,
 )
 
+# `once`: CI runs these on its first interpreter only (.ci/run):
+# load on the runtime; its version-specific parts are tested on each.
+pytestmark = pytest.mark.once
+
 #: N green clients, all connected at once (a barrier), then each sends its payload
 #: from a writer thread while its reader hashes the echo.
 ECHO_CLIENTS = """

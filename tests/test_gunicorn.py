@@ -26,6 +26,10 @@ import pytest
 
 from tests.util import REPO
 
+# `once`: CI runs these on its first interpreter only (.ci/run): real gunicorn
+# masters and workers; the worker's core parts are tested on each version.
+pytestmark = pytest.mark.once
+
 gunicorn = pytest.importorskip(
     "gunicorn", reason="gunicorn is not installed: pip install -e '.[test]' (or '.[gunicorn]')"
 )
